@@ -1,0 +1,276 @@
+"""The values that policy rules work on: the audited request, findings, actions and the verdict.
+
+Everything here is immutable and free of I/O, so a rule is tested as a plain function call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol, TypeAlias
+
+from policies.jsonbody import NO_BODY, JsonBody, JsonValue, Path, format_path, parse_body
+from policies.operations import UNKNOWN, Operation, identify
+
+__all__ = [
+    "Action",
+    "AuditedRequest",
+    "Decision",
+    "Finding",
+    "Headers",
+    "JsonValue",
+    "Outcome",
+    "Path",
+    "Repair",
+    "Rule",
+    "RuleFailure",
+    "Source",
+    "Verdict",
+    "audited_request",
+    "describe_value",
+    "format_path",
+]
+
+
+class Action(StrEnum):
+    """What a rule's finding makes the proxy do (configured per rule)."""
+
+    BLOCK = "block"
+    REPAIR = "repair"
+    REPORT = "report"
+    OFF = "off"
+
+
+class Outcome(StrEnum):
+    """What actually happened to a finding; the `action` label of the findings metric."""
+
+    BLOCKED = "blocked"
+    WOULD_BLOCK = "would_block"
+    REPAIRED = "repaired"
+    REPORTED = "reported"
+
+
+class Source(StrEnum):
+    """Where in the request a finding points."""
+
+    BODY = "body"
+    HEADER = "header"
+    PATH = "path"
+    QUERY = "query"
+
+
+class Headers(Mapping[str, str]):
+    """An immutable, case-insensitive view of request headers (first value of each name wins).
+
+    HTTP header names are case-insensitive; Vipps' own gateway treats them so. Values are kept
+    exactly as sent.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        items: dict[str, str] = {}
+        for name, value in pairs:
+            items.setdefault(name.lower(), value)
+        self._items = items
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._items.get(name.lower(), default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({sorted(self._items)!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedRequest:
+    """One request from the merchant, as the rules see it.
+
+    `body` holds the exact bytes received; `json` holds them parsed once (only for operations of
+    the catalogue that take a JSON body), with floats as `Decimal` so that `49900.0000001` is
+    kept exactly as written.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: Headers
+    body: bytes
+    operation: Operation
+    path_params: Mapping[str, str]
+    json: JsonBody
+
+    @property
+    def api(self) -> str:
+        return self.operation.api
+
+    def field(self, path: Path) -> JsonValue | None:
+        """The body value at `path`, or None when any step of it is absent."""
+        return self.json.get(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A safe fix: replace the body value at `path` with `value` (only that value changes)."""
+
+    path: Path
+    value: JsonValue
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing a rule found wrong with a request.
+
+    `value` is a short, display-safe rendering of what was sent (rules mask personal data
+    themselves); `expected` says what the API accepts. `advisory` findings note something worth
+    knowing that Vipps itself would accept; they are never blocked.
+    """
+
+    rule: str
+    source: Source
+    field: str
+    problem: str
+    expected: str
+    value: str | None = None
+    repair: Repair | None = None
+    advisory: bool = False
+
+    @property
+    def message(self) -> str:
+        """One sentence: where, what was wrong, what is expected."""
+        sent = f" (sent {self.value})" if self.value is not None else ""
+        return f"{self.field}: {self.problem}{sent}; expected {self.expected}"
+
+
+class Rule(Protocol):
+    """A policy rule: a stable code, a default action, and a pure check over a request."""
+
+    @property
+    def code(self) -> str:
+        """Stable dotted code, e.g. `amount.not_integer`; the same in responses, logs, metrics."""
+        ...
+
+    @property
+    def default_action(self) -> Action:
+        """The action in `enforce` mode unless overridden by settings."""
+        ...
+
+    @property
+    def can_repair(self) -> bool:
+        """Whether the rule offers repairs, so that `repair` is a valid action for it."""
+        ...
+
+    @property
+    def summary(self) -> str:
+        """One line for the README and start-up validation messages."""
+        ...
+
+    def applies_to(self, operation: Operation) -> bool:
+        """Whether the rule has anything to check for this operation (decided once per operation)."""
+        ...
+
+    def check(self, request: AuditedRequest) -> Iterable[Finding]:
+        """Return the findings for this request (empty when it is fine)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A finding with what the engine did about it."""
+
+    finding: Finding
+    outcome: Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFailure:
+    """A rule that raised instead of answering; the engine records it and fails closed or open."""
+
+    rule: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The engine's answer for one request."""
+
+    decisions: tuple[Decision, ...] = ()
+    body: bytes | None = None
+    failures: tuple[RuleFailure, ...] = ()
+    fail_closed: bool = False
+
+    @property
+    def blocked(self) -> bool:
+        return self.fail_closed or any(d.outcome is Outcome.BLOCKED for d in self.decisions)
+
+    @property
+    def repaired(self) -> bool:
+        return self.body is not None
+
+    @property
+    def rule_codes(self) -> tuple[str, ...]:
+        """The distinct rule codes of all findings, in first-seen order."""
+        return tuple(dict.fromkeys(d.finding.rule for d in self.decisions))
+
+
+ALLOWED: Verdict = Verdict()
+
+ValueLike: TypeAlias = JsonValue | float
+
+
+def describe_value(value: ValueLike) -> str:
+    """Name the JSON kind of a value, for findings (`float`, `string`, `boolean`, ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, Decimal | float):
+        if isinstance(value, Decimal) and not value.is_finite():
+            return "non-finite number"
+        return "number with a fraction" if value != int(value) else "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+
+def audited_request(
+    method: str,
+    path: str,
+    headers: Iterable[tuple[str, str]] | Headers,
+    body: bytes = b"",
+    query: str = "",
+) -> AuditedRequest:
+    """Build the request value: identify the operation and parse the body once.
+
+    Bodies of operations outside the catalogue are not parsed: no rule applies to them.
+    """
+    match = identify(method, path)
+    parsed = parse_body(body) if body and match.operation is not UNKNOWN else NO_BODY
+    return AuditedRequest(
+        method=method.upper(),
+        path=path,
+        query=query,
+        headers=headers if isinstance(headers, Headers) else Headers(headers),
+        body=body,
+        operation=match.operation,
+        path_params=match.params,
+        json=parsed,
+    )
