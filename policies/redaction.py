@@ -1,0 +1,95 @@
+"""What must never reach a log line: secrets removed, phone numbers masked.
+
+Redaction is by field name anywhere in a JSON body (Vipps uses the same few names across its
+APIs) and by pattern in free text, so an error message that echoes a phone number is masked too.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode
+
+from policies.jsonbody import JsonValue
+
+REDACTED = "[redacted]"
+
+# Lower-cased field names whose values are secrets, in bodies, headers and query strings.
+SECRET_FIELDS = frozenset(
+    {
+        "authorization",
+        "ocp-apim-subscription-key",
+        "client_id",
+        "client_secret",
+        "clientsecret",
+        "access_token",
+        "accesstoken",
+        "refresh_token",
+        "id_token",
+        "token",
+        "authtoken",
+        "callbackauthorizationtoken",
+        "cardcallbackauthorizationtoken",
+        "secret",
+        "password",
+        "code",
+        "code_verifier",
+        "cookie",
+        "set-cookie",
+        "proxy-authorization",
+        "x-ms-content-sha256",
+    }
+)
+
+PHONE_FIELDS = frozenset(
+    {"phonenumber", "mobilenumber", "customerphonenumber", "msisdn", "phone", "mobile"}
+)
+PERSONAL_FIELDS = frozenset({"nin", "ssn", "nationalidentitynumber", "email", "birthdate"})
+
+# A phone number written in text: a + or 00 prefix, or 8 to 15 digits in phone-like groups.
+_PHONE_IN_TEXT = re.compile(r"(?:\+|\b00)\d[\d .-]{6,16}\d\b|\b(?:47|45|358|46)?[49]\d{7}\b")
+
+
+def mask_phone(text: str) -> str:
+    """Keep at most a country-code hint and the last two digits: `4791234567` -> `47******67`."""
+    digits = re.sub(r"\D", "", text)
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    keep_head = 2 if len(digits) >= 10 else 0
+    return digits[:keep_head] + "*" * (len(digits) - keep_head - 2) + digits[-2:]
+
+
+def mask_text(text: str) -> str:
+    """Mask phone numbers that appear inside free text."""
+    return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def redact_json(value: JsonValue) -> JsonValue:
+    """A copy of `value` with secrets replaced, phone numbers and personal data masked."""
+    if isinstance(value, dict):
+        out: dict[str, JsonValue] = {}
+        for key, child in value.items():
+            low = key.lower()
+            if low in SECRET_FIELDS:
+                out[key] = REDACTED
+            elif low in PHONE_FIELDS and isinstance(child, str | int):
+                out[key] = mask_phone(str(child))
+            elif low in PERSONAL_FIELDS and child is not None:
+                out[key] = REDACTED
+            else:
+                out[key] = redact_json(child)
+        return out
+    if isinstance(value, list):
+        return [redact_json(child) for child in value]
+    if isinstance(value, str):
+        return mask_text(value)
+    return value
+
+
+def redact_query(query: str) -> str:
+    """A query string with secret parameters replaced (OAuth codes, client secrets)."""
+    if not query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode(
+        [(k, REDACTED if k.lower() in SECRET_FIELDS else mask_text(v)) for k, v in pairs]
+    )

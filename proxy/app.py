@@ -1,0 +1,190 @@
+"""Assembling the proxy: the proxy application, the admin application, and the process lifecycle.
+
+`create_app(settings)` returns the proxy application (every path, every method); the admin
+application serves `/metrics`, `/livez`, `/readyz`. `serve(settings)` runs both until SIGTERM
+or SIGINT, then drains: readiness turns false, the listener closes, in-flight requests finish
+within the grace budget, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+from policies.engine import PolicyEngine
+from policies.rules import RuleOptions, default_rules
+from proxy import __version__
+from proxy.audit import AuditLog, Sink, stdout_sink
+from proxy.config import Settings
+from proxy.handler import ProxyHandler
+from proxy.metrics import ProxyMetrics
+from proxy.upstream import Upstream
+
+
+@dataclass
+class Lifecycle:
+    """Readiness as the admin port reports it: ready once listening, unready once draining."""
+
+    ready: bool = False
+    draining: bool = False
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class ProxyState:
+    """Everything the two applications share, built once from the settings."""
+
+    settings: Settings
+    registry: CollectorRegistry
+    metrics: ProxyMetrics
+    audit: AuditLog
+    engine: PolicyEngine
+    upstream: Upstream
+    lifecycle: Lifecycle
+
+
+STATE = web.AppKey("state", ProxyState)
+
+
+def build_engine(settings: Settings) -> PolicyEngine:
+    """The policy engine with every rule, configured by the settings (raises on bad actions)."""
+    options = RuleOptions(
+        phone_default_region=settings.phone_default_region,
+        amount_bounds=settings.amount_bounds,
+    )
+    return PolicyEngine(
+        default_rules(options),
+        settings.policy_mode,
+        settings.rule_actions,
+        fail_open=settings.policy_fail_open,
+    )
+
+
+def build_state(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    engine: PolicyEngine | None = None,
+    sink: Sink = stdout_sink,
+) -> ProxyState:
+    """Build the shared state; tests pass their own registry, engine and audit sink."""
+    registry = registry if registry is not None else CollectorRegistry()
+    return ProxyState(
+        settings=settings,
+        registry=registry,
+        metrics=ProxyMetrics(registry, __version__),
+        audit=AuditLog(sink, settings.log_level),
+        engine=engine if engine is not None else build_engine(settings),
+        upstream=Upstream(settings),
+        lifecycle=Lifecycle(),
+    )
+
+
+def create_app(settings: Settings, state: ProxyState | None = None) -> web.Application:
+    """The proxy application: every method and path is handled by ProxyHandler."""
+    state = state if state is not None else build_state(settings)
+    # Room for the body limit plus headers; the handler turns an overflow into a clear 413.
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[STATE] = state
+    handler = ProxyHandler(
+        state.engine,
+        state.upstream,
+        state.metrics,
+        state.audit,
+        log_body_max_bytes=settings.log_body_max_bytes,
+    )
+    app.router.add_route("*", "/{tail:.*}", handler.handle)
+
+    async def upstream_session(app: web.Application) -> AsyncIterator[None]:
+        await state.upstream.start()
+        yield
+        await state.upstream.close()
+
+    app.cleanup_ctx.append(upstream_session)
+    return app
+
+
+async def _livez(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    lifecycle = request.app[STATE].lifecycle
+    if lifecycle.ready and not lifecycle.draining:
+        return web.Response(text="ready\n")
+    return web.Response(status=503, text="draining\n" if lifecycle.draining else "starting\n")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    payload = generate_latest(request.app[STATE].registry)
+    return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_admin_app(state: ProxyState) -> web.Application:
+    """The admin application: metrics and health, never dependent on Vipps being reachable."""
+    app = web.Application()
+    app[STATE] = state
+    app.router.add_get("/livez", _livez)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+def process_registry() -> CollectorRegistry:
+    """A registry with the process and platform collectors (memory, CPU, open fds)."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+async def serve(settings: Settings, state: ProxyState | None = None) -> None:
+    """Run the proxy and admin servers until a stop signal, then drain and return."""
+    if state is None:
+        state = build_state(settings, registry=process_registry())
+    lifecycle = state.lifecycle
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lifecycle.stopped.set)
+
+    admin_runner = web.AppRunner(create_admin_app(state), access_log=None)
+    proxy_runner = web.AppRunner(
+        create_app(settings, state),
+        access_log=None,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        handle_signals=False,
+    )
+    await admin_runner.setup()
+    await web.TCPSite(admin_runner, settings.admin_host, settings.admin_port).start()
+    await proxy_runner.setup()
+    await web.TCPSite(proxy_runner, settings.listen_host, settings.listen_port).start()
+    lifecycle.ready = True
+    state.audit.write(
+        "info",
+        "started",
+        {
+            "listen": f"{settings.listen_host}:{settings.listen_port}",
+            "admin": f"{settings.admin_host}:{settings.admin_port}",
+            "upstream": settings.upstream_base,
+            "policy_mode": settings.policy_mode.value,
+            "version": __version__,
+        },
+    )
+    await lifecycle.stopped.wait()
+    lifecycle.draining = True
+    state.audit.write("info", "draining", {"grace_seconds": settings.shutdown_grace_seconds})
+    # Closes the listener first, then waits up to the grace budget for in-flight requests.
+    await proxy_runner.cleanup()
+    await admin_runner.cleanup()
+    state.audit.write("info", "stopped", {})

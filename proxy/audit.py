@@ -1,0 +1,107 @@
+"""The audit log: one JSON object per line (orjson), ISO-8601 UTC timestamps, always redacted.
+
+One record per request carries everything known about it: operation, status, outcome,
+durations, the policy findings, and for every response of status 400 or more the error body
+(parsed JSON when it parses, else text), redacted and capped. The sink is injectable so tests
+read records instead of stdout.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from policies.jsonbody import JsonValue
+from policies.model import Decision
+from policies.redaction import mask_text, redact_json
+
+Sink = Callable[[bytes], None]
+Record = dict[str, Any]
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+def stdout_sink(line: bytes) -> None:
+    """Write one line to standard output (the container log)."""
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
+
+
+def _default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def level_for_status(status: int) -> str:
+    """Successful requests are info; 4xx warning; 5xx error."""
+    if status >= 500:
+        return "error"
+    if status >= 400:
+        return "warning"
+    return "info"
+
+
+def error_body(body: bytes, content_type: str, max_bytes: int) -> Record:
+    """The loggable form of an error body: redacted JSON when it parses, else masked text."""
+    if not body:
+        return {"empty": True}
+    try:
+        parsed: JsonValue = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = mask_text(body[:max_bytes].decode("utf-8", errors="replace"))
+        return {"text": text, "truncated": len(body) > max_bytes, "content_type": content_type}
+    redacted = redact_json(parsed)
+    encoded = orjson.dumps(redacted, default=_default)
+    if len(encoded) <= max_bytes:
+        return {"json": redacted, "content_type": content_type}
+    # Cut the already-redacted text, so truncation can never expose what redaction hid.
+    return {
+        "text": encoded[:max_bytes].decode("utf-8", errors="ignore"),
+        "truncated": True,
+        "content_type": content_type,
+    }
+
+
+def finding_records(decisions: tuple[Decision, ...]) -> list[Record]:
+    """One entry per finding: rule, where, what was done, the masked value."""
+    return [
+        {
+            "rule": d.finding.rule,
+            "action": d.outcome.value,
+            "source": d.finding.source.value,
+            "field": d.finding.field,
+            "problem": d.finding.problem,
+            "expected": d.finding.expected,
+            "value": mask_text(d.finding.value) if d.finding.value is not None else None,
+        }
+        for d in decisions
+    ]
+
+
+class AuditLog:
+    """Writes audit records at or above the configured level to a sink."""
+
+    def __init__(self, sink: Sink = stdout_sink, level: str = "info") -> None:
+        self._sink = sink
+        self._threshold = LEVELS[level]
+
+    def enabled(self, level: str) -> bool:
+        return LEVELS[level] >= self._threshold
+
+    def write(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
+        """Emit one record (a single orjson dump) if its level passes the threshold."""
+        if LEVELS[level] < self._threshold:
+            return
+        record = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": level,
+            "event": event,
+            **fields,
+        }
+        self._sink(orjson.dumps(record, default=_default, option=orjson.OPT_APPEND_NEWLINE))

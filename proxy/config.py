@@ -1,0 +1,131 @@
+"""Settings: the only reader of the environment (prefix `VIPPS_PROXY_`), read once at start-up."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from policies.engine import PolicyMode
+from policies.model import Action
+
+ENV_PREFIX = "VIPPS_PROXY_"
+
+
+def parse_rule_actions(text: str) -> dict[str, Action]:
+    """Parse `amount.bounds=block,phone.format=report` into a mapping (rule names checked later)."""
+    actions: dict[str, Action] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        rule, sep, action = part.partition("=")
+        if not sep or not rule.strip():
+            raise ValueError(f"{part!r} is not of the form rule=action")
+        try:
+            actions[rule.strip()] = Action(action.strip())
+        except ValueError:
+            allowed = ", ".join(a.value for a in Action)
+            raise ValueError(f"{action.strip()!r} for {rule.strip()} is not one of {allowed}") from None
+    return actions
+
+
+class Settings(BaseSettings):
+    """Every setting of the proxy; each field is the variable `VIPPS_PROXY_<NAME>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    upstream_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://apitest.vipps.no"),
+        description="Where requests go; production is https://api.vipps.no.",
+    )
+    upstream_ca_bundle: Path | None = Field(
+        default=None, description="PEM file of CAs to trust for the upstream instead of the system's."
+    )
+    listen_host: str = Field(default="127.0.0.1", description="Address the merchant app calls.")
+    listen_port: int = Field(default=8080, ge=1, le=65535)
+    admin_host: str = Field(default="127.0.0.1", description="Address of /metrics, /livez, /readyz.")
+    admin_port: int = Field(default=9180, ge=1, le=65535)
+    upstream_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    upstream_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_body_max_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
+    policy_mode: PolicyMode = PolicyMode.ENFORCE
+    rule_actions: Annotated[dict[str, Action], NoDecode] = Field(default_factory=dict)
+    policy_fail_open: bool = False
+    phone_default_region: str = Field(default="NO", pattern=r"^[A-Z]{2}$")
+    amount_bounds: str = Field(
+        default="NOK=1000..10000000,DKK=1000..10000000,EUR=100..1000000",
+        description="Per-currency inclusive min..max in minor units for the amount.bounds rule.",
+    )
+    dashboard_enabled: bool = True
+    dashboard_max_entries: int = Field(default=500, ge=10, le=100_000)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("rule_actions", mode="before")
+    @classmethod
+    def _parse_actions(cls, value: object) -> object:
+        return parse_rule_actions(value) if isinstance(value, str) else value
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _no_query(cls, value: AnyHttpUrl) -> AnyHttpUrl:
+        if value.query or value.fragment:
+            raise ValueError("must not carry a query string or fragment")
+        return value
+
+    @property
+    def upstream_base(self) -> str:
+        """The upstream URL without a trailing slash, for joining with request paths."""
+        return str(self.upstream_url).rstrip("/")
+
+
+class ConfigError(Exception):
+    """Start-up configuration is invalid; the message is one readable line."""
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        name = ENV_PREFIX + "_".join(str(p) for p in item["loc"][:1]).upper()
+        message = item["msg"].removeprefix("Value error, ")
+        given = item.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) and len(str(given)) < 80 else ""
+        parts.append(f"{name}: {message}{shown}")
+    return "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; raise ConfigError with one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`VIPPS_PROXY_*` variables that are no setting, each with the closest known name."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    notes = []
+    for key in sorted(environ):
+        if key.upper().startswith(ENV_PREFIX) and key.upper() not in known:
+            close = difflib.get_close_matches(key.upper(), sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            notes.append(f"{key}{hint}")
+    return notes

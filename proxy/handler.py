@@ -1,0 +1,238 @@
+"""The proxy handler: identify, evaluate, then block locally or forward byte-for-byte.
+
+Only I/O and bookkeeping live here; what a Vipps request should look like is the policy
+engine's business, and Vipps' error shapes are rendered by `policies.errors`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from policies.engine import PolicyEngine
+from policies.errors import ErrorDocument, render_block, vipps_error_code, vipps_trace_id
+from policies.model import AuditedRequest, Headers, Outcome, Verdict, audited_request
+from policies.operations import Operation
+from policies.redaction import redact_query
+from proxy.audit import AuditLog, Record, error_body, finding_records, level_for_status
+from proxy.metrics import ProxyMetrics
+from proxy.problem import BadRequest, BodyTooLarge, ProxyError, UpstreamError, render_problem
+from proxy.upstream import Upstream, UpstreamResponse, end_to_end
+
+FINDINGS_HEADER = "Audit-Proxy-Findings"
+REQUEST_ID_HEADER = "X-Request-Id"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_REQUEST_ID_MAX = 128
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What is known about one request as it passes through (for metrics and the audit log)."""
+
+    request_id: str
+    method: str
+    operation: Operation
+    started: float
+    verdict: Verdict | None = None
+    upstream_seconds: float | None = None
+    upstream_trace_id: str | None = None
+    vipps_error_code: str | None = None
+    upstream_reason: str | None = None
+
+
+def _json_response(status: int, content_type: str, body: bytes) -> web.Response:
+    return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+
+class ProxyHandler:
+    """Handles every request on the listen port."""
+
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        upstream: Upstream,
+        metrics: ProxyMetrics,
+        audit: AuditLog,
+        *,
+        log_body_max_bytes: int,
+    ) -> None:
+        self._engine = engine
+        self._upstream = upstream
+        self._metrics = metrics
+        self._audit = audit
+        self._log_body_max = log_body_max_bytes
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        incoming_id = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming_id[:_REQUEST_ID_MAX] if incoming_id.isprintable() and incoming_id else uuid.uuid4().hex
+        raw_target = request.raw_path
+        path, _, query = raw_target.partition("?")
+        exchange = Exchange(request_id, request.method, Operation("unknown", "unknown", "*", "/"), started)
+        self._metrics.in_flight.inc()
+        try:
+            response = await self._process(request, exchange, raw_target, path, query)
+        except ProxyError as error:
+            response = self._problem_response(error, exchange, path)
+        except Exception as exc:  # noqa: BLE001 - a bug must still yield a clear answer
+            response = self._problem_response(
+                ProxyError(f"unexpected {type(exc).__name__} in the proxy; the request was not completed"),
+                exchange,
+                path,
+            )
+            self._audit.write("error", "proxy_exception", {"request_id": request_id, "exception": repr(exc)[:500]})
+        finally:
+            self._metrics.in_flight.dec()
+        response.headers[REQUEST_ID_HEADER] = request_id
+        self._record(exchange, response, path, query)
+        return response
+
+    async def _process(
+        self, request: web.Request, exchange: Exchange, raw_target: str, path: str, query: str
+    ) -> web.StreamResponse:
+        if not raw_target.startswith("/") or request.method == "CONNECT":
+            raise BadRequest(
+                "only origin-form targets (/path?query) are proxied, and only to the configured Vipps host"
+            )
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise BodyTooLarge(
+                f"the body is larger than the limit of {request.client_max_size} bytes"
+                " (VIPPS_PROXY_MAX_BODY_BYTES)"
+            ) from None
+        raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+        audited = audited_request(request.method, path, Headers(raw_headers), body, query)
+        exchange.operation = audited.operation
+        verdict = self._engine.evaluate(audited)
+        exchange.verdict = verdict
+        if verdict.blocked:
+            return self._block_response(audited, verdict, exchange)
+        return await self._forward(audited, verdict, exchange, raw_target, raw_headers)
+
+    def _block_response(self, audited: AuditedRequest, verdict: Verdict, exchange: Exchange) -> web.Response:
+        blocking = [d.finding for d in verdict.decisions if d.outcome is Outcome.BLOCKED]
+        if verdict.fail_closed:
+            failed = ", ".join(f.rule for f in verdict.failures)
+            error = ProxyError(
+                f"policy rule {failed} failed to evaluate, so the request was not sent to Vipps"
+                " (fail-closed; VIPPS_PROXY_POLICY_FAIL_OPEN=true forwards in this case)"
+            )
+            return self._problem_response(error, exchange, audited.path)
+        document: ErrorDocument = render_block(
+            audited.operation, blocking, instance=audited.path, trace_id=exchange.request_id
+        )
+        response = _json_response(document.status, document.content_type, orjson.dumps(document.body))
+        response.headers[FINDINGS_HEADER] = ",".join(verdict.rule_codes)
+        return response
+
+    async def _forward(
+        self,
+        audited: AuditedRequest,
+        verdict: Verdict,
+        exchange: Exchange,
+        raw_target: str,
+        raw_headers: list[tuple[str, str]],
+    ) -> web.Response:
+        body = verdict.body if verdict.body is not None else audited.body
+        sent = time.perf_counter()
+        try:
+            answer = await self._upstream.send(audited.method, raw_target, end_to_end(raw_headers), body)
+        except UpstreamError as error:
+            exchange.upstream_reason = error.reason
+            exchange.upstream_seconds = time.perf_counter() - sent
+            raise
+        exchange.upstream_seconds = time.perf_counter() - sent
+        if answer.status >= 400:
+            self._read_vipps_error(answer, exchange)
+        response = web.Response(status=answer.status, reason=answer.reason, body=answer.body)
+        response.headers.clear()
+        response.headers.extend(CIMultiDict(answer.headers))
+        if verdict.decisions:
+            response.headers[FINDINGS_HEADER] = ",".join(verdict.rule_codes)
+        return response
+
+    def _read_vipps_error(self, answer: UpstreamResponse, exchange: Exchange) -> None:
+        try:
+            parsed = orjson.loads(answer.body) if answer.body else None
+        except orjson.JSONDecodeError:
+            return
+        exchange.vipps_error_code = vipps_error_code(parsed)
+        exchange.upstream_trace_id = vipps_trace_id(parsed)
+
+    def _problem_response(self, error: ProxyError, exchange: Exchange, path: str) -> web.Response:
+        if isinstance(error, UpstreamError):
+            exchange.upstream_reason = error.reason
+        body = render_problem(error, instance=path, trace_id=exchange.request_id)
+        return _json_response(error.status, "application/problem+json", body)
+
+    def _record(self, exchange: Exchange, response: web.StreamResponse, path: str, query: str) -> None:
+        op = exchange.operation
+        api, name = op.api, op.name
+        status = response.status
+        if exchange.upstream_reason is not None:
+            outcome = "upstream_error"
+        elif exchange.upstream_seconds is None:
+            outcome = "blocked"
+        else:
+            outcome = "forwarded"
+        method = exchange.method if exchange.method in _METHODS else "other"
+        elapsed = time.perf_counter() - exchange.started
+        m = self._metrics
+        m.requests.labels(api, name, method, str(status), outcome).inc()
+        m.request_duration.labels(api, name, outcome).observe(elapsed)
+        if exchange.upstream_seconds is not None and exchange.upstream_reason is None:
+            m.upstream_duration.labels(api, name).observe(exchange.upstream_seconds)
+        if exchange.upstream_reason is not None:
+            m.upstream_errors.labels(api, name, exchange.upstream_reason).inc()
+        elif outcome == "forwarded" and status >= 400:
+            code = m.error_code_label(exchange.vipps_error_code)
+            m.vipps_errors.labels(api, name, str(status), code).inc()
+        verdict = exchange.verdict
+        if verdict is not None:
+            for decision in verdict.decisions:
+                m.policy_findings.labels(api, name, decision.finding.rule, decision.outcome.value).inc()
+            for failure in verdict.failures:
+                m.rule_errors.labels(failure.rule).inc()
+
+        level = level_for_status(status)
+        if not self._audit.enabled(level):
+            return
+        record: Record = {
+            "request_id": exchange.request_id,
+            "method": exchange.method,
+            "path": path,
+            "api": api,
+            "operation": name,
+            "status": status,
+            "outcome": outcome,
+            "duration_ms": round(elapsed * 1000, 3),
+        }
+        if query:
+            record["query"] = redact_query(query)
+        if exchange.upstream_seconds is not None:
+            record["upstream_ms"] = round(exchange.upstream_seconds * 1000, 3)
+        if exchange.upstream_reason is not None:
+            record["upstream_error"] = exchange.upstream_reason
+        if exchange.upstream_trace_id is not None:
+            record["upstream_trace_id"] = exchange.upstream_trace_id
+        if exchange.vipps_error_code is not None:
+            record["vipps_error_code"] = exchange.vipps_error_code
+        if verdict is not None and (verdict.decisions or verdict.failures):
+            record["findings"] = finding_records(verdict.decisions)
+            if verdict.repaired:
+                record["repaired"] = True
+            if verdict.failures:
+                record["rule_errors"] = [{"rule": f.rule, "error": f.error} for f in verdict.failures]
+        if status >= 400 and isinstance(response, web.Response):
+            record["error_body"] = error_body(
+                response.body if isinstance(response.body, bytes) else b"",
+                response.content_type,
+                self._log_body_max,
+            )
+        self._audit.write(level, "request", record)

@@ -1,0 +1,100 @@
+"""Every Prometheus metric the proxy exports, declared in one place.
+
+Names and labels are a public contract (dashboards and alerts depend on them). Label values are
+bounded: API and operation names from the catalogue, status codes, rule codes, and Vipps error
+codes folded to `other` when they are not short numeric or dotted codes. Never references,
+order IDs, phone numbers or free text.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Payment calls take tens to hundreds of milliseconds at Vipps; the proxy's own share is far
+# below a millisecond. The buckets resolve both ends.
+_PROXY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+# Vipps error codes are short: ePayment "4040", eCom "81", Checkout "Validation-00001".
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+_ERROR_CODE_CAP = 200
+
+
+class ProxyMetrics:
+    """The proxy's metrics, registered on the registry given (a fresh one per test)."""
+
+    def __init__(self, registry: CollectorRegistry, version: str = "0") -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "vipps_proxy_requests",
+            "Requests handled, by the status the client received and what the proxy did.",
+            ["api", "operation", "method", "code", "outcome"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "vipps_proxy_request_duration_seconds",
+            "Whole request time at the proxy, from first byte in to response out.",
+            ["api", "operation", "outcome"],
+            buckets=_PROXY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_duration = Histogram(
+            "vipps_proxy_upstream_duration_seconds",
+            "Round trip to the Vipps API only.",
+            ["api", "operation"],
+            buckets=_PROXY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "vipps_proxy_upstream_errors",
+            "Requests that got no HTTP response from the Vipps API, by reason.",
+            ["api", "operation", "reason"],
+            registry=registry,
+        )
+        self.vipps_errors = Counter(
+            "vipps_proxy_vipps_errors",
+            "Error responses (4xx/5xx) from the Vipps API, by the Vipps error code in the body.",
+            ["api", "operation", "code", "error_code"],
+            registry=registry,
+        )
+        self.policy_findings = Counter(
+            "vipps_proxy_policy_findings",
+            "Policy findings, by rule and what the proxy did about them.",
+            ["api", "operation", "rule", "action"],
+            registry=registry,
+        )
+        self.rule_errors = Counter(
+            "vipps_proxy_rule_errors",
+            "Policy rules that raised instead of answering (always a proxy bug).",
+            ["rule"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "vipps_proxy_in_flight_requests",
+            "Requests being handled right now.",
+            registry=registry,
+        )
+        self.build_info = Gauge(
+            "vipps_proxy_build_info",
+            "Always 1; the labels say which build is running.",
+            ["version", "python"],
+            registry=registry,
+        )
+        self.build_info.labels(version=version, python=platform.python_version()).set(1)
+        self._error_codes_seen: set[str] = set()
+
+    def error_code_label(self, code: str | None) -> str:
+        """Bound a Vipps error code for use as a label: unknown shapes and overflow fold to other."""
+        if not code:
+            return "none"
+        if not _ERROR_CODE.match(code):
+            return "other"
+        if code not in self._error_codes_seen:
+            if len(self._error_codes_seen) >= _ERROR_CODE_CAP:
+                return "other"
+            self._error_codes_seen.add(code)
+        return code

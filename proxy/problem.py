@@ -1,0 +1,72 @@
+"""The proxy's own errors: few classes, each carrying its status and problem type as data.
+
+One function renders any of them as an RFC 7807 `application/problem+json` body.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+PROBLEM_BASE = "urn:vipps-audit-proxy:problem:"
+
+
+class ProxyError(Exception):
+    """An error the proxy answers itself; `detail` says what happened in one sentence."""
+
+    status = 500
+    slug = "internal-error"
+    title = "The proxy failed to handle the request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadRequest(ProxyError):
+    """The request cannot be proxied as sent (for example an absolute-form target)."""
+
+    status = 400
+    slug = "bad-request"
+    title = "The proxy cannot forward this request"
+
+
+class BodyTooLarge(ProxyError):
+    """The request body is over VIPPS_PROXY_MAX_BODY_BYTES."""
+
+    status = 413
+    slug = "body-too-large"
+    title = "Request body too large"
+
+
+class UpstreamError(ProxyError):
+    """No usable HTTP response from Vipps; `reason` is the bounded metric label."""
+
+    status = 502
+    slug = "upstream-unreachable"
+    title = "Vipps could not be reached"
+
+    def __init__(self, detail: str, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class UpstreamTimeout(UpstreamError):
+    """Vipps did not answer within the configured time."""
+
+    status = 504
+    slug = "upstream-timeout"
+    title = "Vipps did not answer in time"
+
+
+def render_problem(error: ProxyError, *, instance: str, trace_id: str) -> bytes:
+    """The problem+json body for `error`."""
+    return orjson.dumps(
+        {
+            "type": PROBLEM_BASE + error.slug,
+            "title": error.title,
+            "status": error.status,
+            "detail": error.detail,
+            "instance": instance,
+            "traceId": trace_id,
+        }
+    )

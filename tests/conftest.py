@@ -1,0 +1,111 @@
+"""Fixtures: a stand-in Vipps on loopback, and the real proxy pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from policies.engine import PolicyEngine, PolicyMode
+from policies.model import Rule
+from proxy.app import ProxyState, build_state, create_admin_app, create_app
+from proxy.config import Settings
+from tests.standin import StandIn
+
+AiohttpServer = Callable[..., Awaitable[TestServer]]
+AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@dataclass
+class LogLines:
+    """An audit sink that keeps every line, and parses them on demand."""
+
+    lines: list[bytes] = field(default_factory=list)
+
+    def __call__(self, line: bytes) -> None:
+        self.lines.append(line)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in self.lines]
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["event"] == event]
+
+    def text(self) -> str:
+        return b"".join(self.lines).decode()
+
+
+@dataclass
+class Proxy:
+    """A running proxy: its client, its state, its upstream stand-in and its log lines."""
+
+    client: TestClient[Any, Any]
+    state: ProxyState
+    standin: StandIn
+    log: LogLines
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.state.registry
+
+    def sample(self, name: str, **labels: str) -> float:
+        value = self.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+
+@pytest.fixture
+def standin() -> StandIn:
+    return StandIn()
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: AiohttpServer, standin: StandIn) -> TestServer:
+    """The stand-in Vipps, listening on 127.0.0.1."""
+    return await aiohttp_server(standin.app(), host="127.0.0.1")
+
+
+ProxyFactory = Callable[..., Awaitable[Proxy]]
+
+
+@pytest.fixture
+def make_proxy(
+    aiohttp_client: AiohttpClient, upstream: TestServer, standin: StandIn
+) -> ProxyFactory:
+    """Build a proxy against the stand-in; `rules` replaces the default rules when given."""
+
+    async def build(
+        rules: Sequence[Rule] | None = None,
+        mode: PolicyMode = PolicyMode.ENFORCE,
+        **overrides: Any,
+    ) -> Proxy:
+        settings = Settings(upstream_url=str(upstream.make_url("/")), **overrides)  # type: ignore[arg-type]
+        log = LogLines()
+        engine = (
+            PolicyEngine(rules, mode, settings.rule_actions, fail_open=settings.policy_fail_open)
+            if rules is not None
+            else None
+        )
+        state = build_state(settings, registry=CollectorRegistry(), engine=engine, sink=log)
+        state.lifecycle.ready = True
+        client = await aiohttp_client(create_app(settings, state))
+        return Proxy(client, state, standin, log)
+
+    return build
+
+
+@pytest.fixture
+async def proxy(make_proxy: ProxyFactory) -> Proxy:
+    """The proxy with its default rules and settings."""
+    return await make_proxy()
+
+
+@pytest.fixture
+async def admin_client(aiohttp_client: AiohttpClient, proxy: Proxy) -> TestClient[Any, Any]:
+    """The admin application of `proxy`, on its own loopback port."""
+    return await aiohttp_client(create_admin_app(proxy.state))

@@ -1,0 +1,170 @@
+"""Forwarding: what the merchant sends arrives at Vipps exactly, and Vipps' answer comes back exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+import orjson
+import pytest
+
+from tests.conftest import Proxy, ProxyFactory
+from tests.standin import Reply
+
+
+async def raw_exchange(proxy: Proxy, request: bytes) -> bytes:
+    """Send raw bytes to the proxy's port and read the raw response (connection: close)."""
+    server = proxy.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(request)
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), timeout=10)
+    writer.close()
+    await writer.wait_closed()
+    return data
+
+
+BODY = b'{"amount":{"currency":"NOK","value":49900},\n  "reference":"order-123456",  "x":1.50}'
+
+
+async def test_request_arrives_byte_for_byte(proxy: Proxy) -> None:
+    """Method, path, query, header names and values (case, underscores) and body bytes arrive unchanged."""
+    request = (
+        b"POST /epayment/v1/payments?foo=a%2Fb&x=1 HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\n"
+        b"client_id: 0f4d2d8e-1d55-4f5c-9a8d-6a7e38c81d44\r\n"
+        b"Merchant-Serial-Number: 123456\r\n"
+        b"X-CUSTOM-Case: MixedValue\r\n"
+        b"Connection: close\r\n"
+        b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+    )
+    response = await raw_exchange(proxy, request)
+    assert response.startswith(b"HTTP/1.1 200")
+    (got,) = proxy.standin.received
+    assert got.method == "POST"
+    assert got.target == "/epayment/v1/payments?foo=a%2Fb&x=1"
+    assert got.body == BODY
+    names = got.header_names()
+    assert "client_id" in names
+    assert "X-CUSTOM-Case" in names
+    assert got.header("X-CUSTOM-Case") == "MixedValue"
+    # Hop-by-hop headers are not forwarded; Host is the upstream's own.
+    assert got.header("Connection") in (None, "keep-alive")
+    assert got.header("Host") != "127.0.0.1" or got.header("Host") is not None
+    # Nothing the merchant did not send is added.
+    assert got.header("User-Agent") is None
+    assert got.header("Accept-Encoding") is None
+
+
+async def test_chunked_upload_arrives_as_the_same_bytes(proxy: Proxy) -> None:
+    """A chunked request body is forwarded as the same body bytes."""
+    chunks = [BODY[:10], BODY[10:]]
+    encoded = b"".join(f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in chunks) + b"0\r\n\r\n"
+    request = (
+        b"POST /epayment/v1/payments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + encoded
+    )
+    response = await raw_exchange(proxy, request)
+    assert response.startswith(b"HTTP/1.1 200")
+    assert proxy.standin.received[0].body == BODY
+    assert proxy.standin.received[0].header("Transfer-Encoding") is None
+
+
+async def test_response_comes_back_unchanged(proxy: Proxy) -> None:
+    """Status, reason, headers and body of Vipps' answer reach the client as sent."""
+    body = b'{"reference":"order-123456","state":"AUTHORIZED"}'
+    proxy.standin.reply(
+        Reply(201, body, {"Content-Type": "application/json", "X-Vipps-Thing": "a_b", "Set-Cookie": "aff=1"})
+    )
+    async with proxy.client.get("/epayment/v1/payments/order-123456") as resp:
+        assert resp.status == 201
+        assert await resp.read() == body
+        assert resp.headers["X-Vipps-Thing"] == "a_b"
+        assert resp.headers["Content-Type"] == "application/json"
+        assert resp.headers["Set-Cookie"] == "aff=1"
+        assert resp.headers["X-Request-Id"]
+
+
+async def test_compressed_response_passes_through_untouched(proxy: Proxy) -> None:
+    """A gzip response is neither decoded nor re-encoded: the same bytes and Content-Encoding."""
+    payload = gzip.compress(b'{"state":"AUTHORIZED"}' * 50)
+    proxy.standin.reply(
+        Reply(200, payload, {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    )
+    async with proxy.client.get(
+        "/epayment/v1/payments/order-123456", auto_decompress=False
+    ) as resp:
+        assert resp.headers["Content-Encoding"] == "gzip"
+        assert int(resp.headers["Content-Length"]) == len(payload)
+        assert await resp.read() == payload
+
+
+async def test_cookies_are_not_shared_between_callers(proxy: Proxy) -> None:
+    """A Set-Cookie from Vipps is passed to the client but never replayed by the proxy itself."""
+    proxy.standin.reply(Reply(200, b"{}", {"Set-Cookie": "ARRAffinity=abc; Path=/"}))
+    get = b"GET /epayment/v1/payments/order-123456 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    first = await raw_exchange(proxy, get)
+    assert b"Set-Cookie: ARRAffinity=abc" in first
+    await raw_exchange(proxy, get)
+    assert proxy.standin.received[1].header("Cookie") is None
+
+
+async def test_redirects_are_returned_not_followed(proxy: Proxy) -> None:
+    """A 302 from upstream goes back to the client; the proxy never follows it elsewhere."""
+    proxy.standin.reply(Reply(302, b"", {"Location": "http://127.0.0.1:1/elsewhere"}))
+    async with proxy.client.get("/epayment/v1/payments/order-123456", allow_redirects=False) as resp:
+        assert resp.status == 302
+        assert resp.headers["Location"] == "http://127.0.0.1:1/elsewhere"
+    assert len(proxy.standin.received) == 1
+
+
+async def test_request_id_is_kept_or_generated(proxy: Proxy) -> None:
+    """An incoming X-Request-Id is forwarded and returned; without one, one is generated."""
+    async with proxy.client.get("/x", headers={"X-Request-Id": "abc-123"}) as resp:
+        assert resp.headers["X-Request-Id"] == "abc-123"
+    assert proxy.standin.received[0].header("X-Request-Id") == "abc-123"
+    async with proxy.client.get("/x") as resp:
+        assert len(resp.headers["X-Request-Id"]) == 32
+    # eCom uses X-Request-Id as its idempotency key: the proxy never adds one upstream.
+    assert proxy.standin.received[1].header("X-Request-Id") is None
+
+
+@pytest.mark.parametrize("size", [0, 1, 65536])
+async def test_bodies_of_any_size_within_limit_arrive(proxy: Proxy, size: int) -> None:
+    """Bodies from empty to large (within the limit) arrive whole."""
+    body = b"a" * size
+    async with proxy.client.post("/unknown/path", data=body) as resp:
+        assert resp.status == 200
+    assert proxy.standin.received[0].body == body
+
+
+async def test_body_over_limit_gets_413_and_never_arrives(make_proxy: ProxyFactory) -> None:
+    """A body over VIPPS_PROXY_MAX_BODY_BYTES gets 413 problem+json and is not forwarded."""
+    proxy = await make_proxy(max_body_bytes=2048)
+    async with proxy.client.post("/epayment/v1/payments", data=b"x" * 4096) as resp:
+        assert resp.status == 413
+        assert resp.content_type == "application/problem+json"
+        problem = orjson.loads(await resp.read())
+    assert "2048" in problem["detail"]
+    assert proxy.standin.received == []
+
+
+async def test_unknown_paths_are_forwarded(proxy: Proxy) -> None:
+    """A path outside the catalogue is still forwarded, labelled api=unknown."""
+    async with proxy.client.request("PATCH", "/some/new/api?x=1", data=b"raw") as resp:
+        assert resp.status == 200
+    assert proxy.standin.received[0].target == "/some/new/api?x=1"
+    assert proxy.sample(
+        "vipps_proxy_requests_total",
+        api="unknown", operation="unknown", method="PATCH", code="200", outcome="forwarded",
+    ) == 1  # fmt: skip
+
+
+async def test_absolute_form_target_is_refused(proxy: Proxy) -> None:
+    """An absolute-form request target gets 400 and nothing is sent anywhere."""
+    response = await raw_exchange(
+        proxy, b"GET http://evil.example/x HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+    )
+    assert response.startswith(b"HTTP/1.1 400")
+    assert proxy.standin.received == []
