@@ -35,9 +35,11 @@ class ErrorDocument:
 
 
 def _reason(finding: Finding) -> str:
-    return f"[{finding.rule}] {finding.problem}" + (
-        f" (sent {finding.value})" if finding.value is not None else ""
-    ) + f"; expected {finding.expected}"
+    return (
+        f"[{finding.rule}] {finding.problem}"
+        + (f" (sent {finding.value})" if finding.value is not None else "")
+        + f"; expected {finding.expected}"
+    )
 
 
 def render_error(

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import TypeAlias
 
 JsonValue: TypeAlias = (
-    None | bool | int | Decimal | str | list["JsonValue"] | dict[str, "JsonValue"]
+    bool | int | Decimal | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 )
 Path: TypeAlias = tuple[str | int, ...]
 
@@ -104,7 +104,9 @@ def parse_body(raw: bytes) -> JsonBody:
     try:
         value: JsonValue = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
-        return JsonBody(error=f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        return JsonBody(
+            error=f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        )
     except RecursionError:
         return JsonBody(error="body is nested too deeply to be a Vipps request")
     return JsonBody(value=value, duplicate_keys=tuple(_find_duplicates(value, ())))

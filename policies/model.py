@@ -179,7 +179,7 @@ class Rule(Protocol):
         ...
 
     def applies_to(self, operation: Operation) -> bool:
-        """Whether the rule has anything to check for this operation (decided once per operation)."""
+        """Whether the rule has anything to check for this operation (asked once each)."""
         ...
 
     def check(self, request: AuditedRequest) -> Iterable[Finding]:
@@ -248,7 +248,6 @@ def describe_value(value: ValueLike) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
-
 
 
 def audited_request(

@@ -60,7 +60,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(_EC, "capture_payment", "POST", "/ecomm/v2/payments/{orderId}/capture"),
     Operation(_EC, "cancel_payment", "PUT", "/ecomm/v2/payments/{orderId}/cancel"),
     Operation(_EC, "refund_payment", "POST", "/ecomm/v2/payments/{orderId}/refund"),
-    Operation(_EC, "force_approve", "POST", "/ecomm/v2/integration-test/payments/{orderId}/approve"),
+    Operation(
+        _EC, "force_approve", "POST", "/ecomm/v2/integration-test/payments/{orderId}/approve"
+    ),
     Operation(_EC, "get_payment_details", "GET", "/ecomm/v2/payments/{orderId}/details"),
     Operation(_EC, "get_order_status", "GET", "/ecomm/v2/payments/{orderId}/status", True),
     # Recurring API v3 [RC #/paths]
@@ -68,7 +70,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(_R, "draft_agreement", "POST", "/recurring/v3/agreements"),
     Operation(_R, "get_agreement", "GET", "/recurring/v3/agreements/{agreementId}"),
     Operation(_R, "update_agreement", "PATCH", "/recurring/v3/agreements/{agreementId}"),
-    Operation(_R, "force_accept_agreement", "PATCH", "/recurring/v3/agreements/{agreementId}/accept"),
+    Operation(
+        _R, "force_accept_agreement", "PATCH", "/recurring/v3/agreements/{agreementId}/accept"
+    ),
     Operation(_R, "list_charges", "GET", "/recurring/v3/agreements/{agreementId}/charges"),
     Operation(_R, "create_charge", "POST", "/recurring/v3/agreements/{agreementId}/charges"),
     Operation(_R, "get_charge", "GET", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}"),
@@ -83,7 +87,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "/recurring/v3/agreements/{agreementId}/charges/{chargeId}/capture",
     ),
     Operation(
-        _R, "refund_charge", "POST", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}/refund"
+        _R,
+        "refund_charge",
+        "POST",
+        "/recurring/v3/agreements/{agreementId}/charges/{chargeId}/refund",
     ),
     # Recurring API v2, deprecated but still served [RC #/paths]
     Operation(_R, "list_agreements_v2", "GET", "/recurring/v2/agreements", True),
@@ -92,12 +99,22 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(_R, "update_agreement_v2", "PUT", "/recurring/v2/agreements/{agreementId}", True),
     Operation(_R, "patch_agreement_v2", "PATCH", "/recurring/v2/agreements/{agreementId}", True),
     Operation(
-        _R, "force_accept_agreement_v2", "PATCH", "/recurring/v2/agreements/{agreementId}/accept", True
+        _R,
+        "force_accept_agreement_v2",
+        "PATCH",
+        "/recurring/v2/agreements/{agreementId}/accept",
+        True,
     ),
     Operation(_R, "list_charges_v2", "GET", "/recurring/v2/agreements/{agreementId}/charges", True),
-    Operation(_R, "create_charge_v2", "POST", "/recurring/v2/agreements/{agreementId}/charges", True),
     Operation(
-        _R, "get_charge_v2", "GET", "/recurring/v2/agreements/{agreementId}/charges/{chargeId}", True
+        _R, "create_charge_v2", "POST", "/recurring/v2/agreements/{agreementId}/charges", True
+    ),
+    Operation(
+        _R,
+        "get_charge_v2",
+        "GET",
+        "/recurring/v2/agreements/{agreementId}/charges/{chargeId}",
+        True,
     ),
     Operation(
         _R,
@@ -127,7 +144,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(_C, "get_session_v2", "GET", "/checkout/v2/session/{sessionId}", True),
     # Order Management API [OM #/paths]
     Operation(_OM, "add_receipt", "POST", "/order-management/v2/{paymentType}/receipts/{orderId}"),
-    Operation(_OM, "set_category", "PUT", "/order-management/v2/{paymentType}/categories/{orderId}"),
+    Operation(
+        _OM, "set_category", "PUT", "/order-management/v2/{paymentType}/categories/{orderId}"
+    ),
     Operation(_OM, "get_order", "GET", "/order-management/v2/{paymentType}/{orderId}"),
     Operation(_OM, "upload_image", "POST", "/order-management/v1/images"),
     Operation(_OM, "create_category", "POST", "/order-management/v3/categories"),
@@ -144,7 +163,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(_WH, "delete_webhook", "DELETE", "/webhooks/v1/webhooks/{id}"),
     # Report API [RP #/paths]
     Operation(_RP, "list_ledgers", "GET", "/settlement/v1/ledgers"),
-    Operation(_RP, "get_ledger_date", "GET", "/report/v2/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}"),
+    Operation(
+        _RP, "get_ledger_date", "GET", "/report/v2/ledgers/{ledgerId}/{topic}/dates/{ledgerDate}"
+    ),
     Operation(_RP, "get_ledger_feed", "GET", "/report/v2/ledgers/{ledgerId}/{topic}/feed"),
     Operation(_RP, "list_ledger_transactions_v1", "GET", "/report/v1/ledgertransactions", True),
     # Login API [LG #/paths]

@@ -1,4 +1,4 @@
-"""Every policy rule, listed explicitly in one place and built from the options the settings give."""
+"""Every policy rule, listed explicitly in one place, built from the options in the settings."""
 
 from __future__ import annotations
 

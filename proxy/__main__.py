@@ -14,7 +14,7 @@ from proxy.config import ConfigError, load_settings, unknown_variables
 
 def _run_loop(coro: object) -> None:
     try:
-        import uvloop  # noqa: PLC0415 - optional speed extra
+        import uvloop
     except ImportError:
         asyncio.run(coro)  # type: ignore[arg-type]
     else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -33,7 +32,9 @@ def parse_rule_actions(text: str) -> dict[str, Action]:
             actions[rule.strip()] = Action(action.strip())
         except ValueError:
             allowed = ", ".join(a.value for a in Action)
-            raise ValueError(f"{action.strip()!r} for {rule.strip()} is not one of {allowed}") from None
+            raise ValueError(
+                f"{action.strip()!r} for {rule.strip()} is not one of {allowed}"
+            ) from None
     return actions
 
 
@@ -49,11 +50,14 @@ class Settings(BaseSettings):
         description="Where requests go; production is https://api.vipps.no.",
     )
     upstream_ca_bundle: Path | None = Field(
-        default=None, description="PEM file of CAs to trust for the upstream instead of the system's."
+        default=None,
+        description="PEM file of CAs to trust for the upstream instead of the system's.",
     )
     listen_host: str = Field(default="127.0.0.1", description="Address the merchant app calls.")
     listen_port: int = Field(default=8080, ge=1, le=65535)
-    admin_host: str = Field(default="127.0.0.1", description="Address of /metrics, /livez, /readyz.")
+    admin_host: str = Field(
+        default="127.0.0.1", description="Address of /metrics, /livez, /readyz."
+    )
     admin_port: int = Field(default=9180, ge=1, le=65535)
     upstream_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     upstream_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
@@ -106,7 +110,11 @@ def _describe(error: ValidationError) -> str:
         name = ENV_PREFIX + "_".join(str(p) for p in item["loc"][:1]).upper()
         message = item["msg"].removeprefix("Value error, ")
         given = item.get("input")
-        shown = f" (got {given!r})" if isinstance(given, str | int | float) and len(str(given)) < 80 else ""
+        shown = (
+            f" (got {given!r})"
+            if isinstance(given, str | int | float) and len(str(given)) < 80
+            else ""
+        )
         parts.append(f"{name}: {message}{shown}")
     return "; ".join(parts)
 

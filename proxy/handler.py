@@ -70,22 +70,32 @@ class ProxyHandler:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         incoming_id = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = incoming_id[:_REQUEST_ID_MAX] if incoming_id.isprintable() and incoming_id else uuid.uuid4().hex
+        request_id = (
+            incoming_id[:_REQUEST_ID_MAX]
+            if incoming_id.isprintable() and incoming_id
+            else uuid.uuid4().hex
+        )
         raw_target = request.raw_path
         path, _, query = raw_target.partition("?")
-        exchange = Exchange(request_id, request.method, Operation("unknown", "unknown", "*", "/"), started)
+        exchange = Exchange(
+            request_id, request.method, Operation("unknown", "unknown", "*", "/"), started
+        )
         self._metrics.in_flight.inc()
         try:
             response = await self._process(request, exchange, raw_target, path, query)
         except ProxyError as error:
             response = self._problem_response(error, exchange, path)
-        except Exception as exc:  # noqa: BLE001 - a bug must still yield a clear answer
+        except Exception as exc:
             response = self._problem_response(
-                ProxyError(f"unexpected {type(exc).__name__} in the proxy; the request was not completed"),
+                ProxyError(
+                    f"unexpected {type(exc).__name__} in the proxy; the request was not completed"
+                ),
                 exchange,
                 path,
             )
-            self._audit.write("error", "proxy_exception", {"request_id": request_id, "exception": repr(exc)[:500]})
+            self._audit.write(
+                "error", "proxy_exception", {"request_id": request_id, "exception": repr(exc)[:500]}
+            )
         finally:
             self._metrics.in_flight.dec()
         response.headers[REQUEST_ID_HEADER] = request_id
@@ -97,7 +107,8 @@ class ProxyHandler:
     ) -> web.StreamResponse:
         if not raw_target.startswith("/") or request.method == "CONNECT":
             raise BadRequest(
-                "only origin-form targets (/path?query) are proxied, and only to the configured Vipps host"
+                "only origin-form targets (/path?query) are proxied,"
+                " and only to the configured Vipps host"
             )
         try:
             body = await request.read()
@@ -115,7 +126,9 @@ class ProxyHandler:
             return self._block_response(audited, verdict, exchange)
         return await self._forward(audited, verdict, exchange, raw_target, raw_headers)
 
-    def _block_response(self, audited: AuditedRequest, verdict: Verdict, exchange: Exchange) -> web.Response:
+    def _block_response(
+        self, audited: AuditedRequest, verdict: Verdict, exchange: Exchange
+    ) -> web.Response:
         blocking = [d.finding for d in verdict.decisions if d.outcome is Outcome.BLOCKED]
         if verdict.fail_closed:
             failed = ", ".join(f.rule for f in verdict.failures)
@@ -127,7 +140,9 @@ class ProxyHandler:
         document: ErrorDocument = render_block(
             audited.operation, blocking, instance=audited.path, trace_id=exchange.request_id
         )
-        response = _json_response(document.status, document.content_type, orjson.dumps(document.body))
+        response = _json_response(
+            document.status, document.content_type, orjson.dumps(document.body)
+        )
         response.headers[FINDINGS_HEADER] = ",".join(verdict.rule_codes)
         return response
 
@@ -142,7 +157,9 @@ class ProxyHandler:
         body = verdict.body if verdict.body is not None else audited.body
         sent = time.perf_counter()
         try:
-            answer = await self._upstream.send(audited.method, raw_target, end_to_end(raw_headers), body)
+            answer = await self._upstream.send(
+                audited.method, raw_target, end_to_end(raw_headers), body
+            )
         except UpstreamError as error:
             exchange.upstream_reason = error.reason
             exchange.upstream_seconds = time.perf_counter() - sent
@@ -171,7 +188,9 @@ class ProxyHandler:
         body = render_problem(error, instance=path, trace_id=exchange.request_id)
         return _json_response(error.status, "application/problem+json", body)
 
-    def _record(self, exchange: Exchange, response: web.StreamResponse, path: str, query: str) -> None:
+    def _record(
+        self, exchange: Exchange, response: web.StreamResponse, path: str, query: str
+    ) -> None:
         op = exchange.operation
         api, name = op.api, op.name
         status = response.status
@@ -196,7 +215,9 @@ class ProxyHandler:
         verdict = exchange.verdict
         if verdict is not None:
             for decision in verdict.decisions:
-                m.policy_findings.labels(api, name, decision.finding.rule, decision.outcome.value).inc()
+                m.policy_findings.labels(
+                    api, name, decision.finding.rule, decision.outcome.value
+                ).inc()
             for failure in verdict.failures:
                 m.rule_errors.labels(failure.rule).inc()
 
@@ -228,7 +249,9 @@ class ProxyHandler:
             if verdict.repaired:
                 record["repaired"] = True
             if verdict.failures:
-                record["rule_errors"] = [{"rule": f.rule, "error": f.error} for f in verdict.failures]
+                record["rule_errors"] = [
+                    {"rule": f.rule, "error": f.error} for f in verdict.failures
+                ]
         if status >= 400 and isinstance(response, web.Response):
             record["error_body"] = error_body(
                 response.body if isinstance(response.body, bytes) else b"",

@@ -21,7 +21,7 @@ _PROXY_BUCKETS = (
 
 # Vipps error codes are short: ePayment "4040", eCom "81", Checkout "Validation-00001".
 _ERROR_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
-_ERROR_CODE_CAP = 200
+ERROR_CODE_CAP = 100
 
 
 class ProxyMetrics:
@@ -88,13 +88,13 @@ class ProxyMetrics:
         self._error_codes_seen: set[str] = set()
 
     def error_code_label(self, code: str | None) -> str:
-        """Bound a Vipps error code for use as a label: unknown shapes and overflow fold to other."""
+        """Bound a Vipps error code for a label: odd shapes and overflow fold to `other`."""
         if not code:
             return "none"
         if not _ERROR_CODE.match(code):
             return "other"
         if code not in self._error_codes_seen:
-            if len(self._error_codes_seen) >= _ERROR_CODE_CAP:
+            if len(self._error_codes_seen) >= ERROR_CODE_CAP:
                 return "other"
             self._error_codes_seen.add(code)
         return code

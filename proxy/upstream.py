@@ -8,7 +8,6 @@ allows; a POST is never sent twice.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from dataclasses import dataclass
 
@@ -73,7 +72,9 @@ class Upstream:
 
     async def start(self) -> None:
         ssl_context = ssl.create_default_context(
-            cafile=str(self._settings.upstream_ca_bundle) if self._settings.upstream_ca_bundle else None
+            cafile=str(self._settings.upstream_ca_bundle)
+            if self._settings.upstream_ca_bundle
+            else None
         )
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=ssl_context, limit=256, ttl_dns_cache=60),
@@ -113,43 +114,55 @@ class Upstream:
             ) as response:
                 data = await self._read_body(response)
                 raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
-                return UpstreamResponse(response.status, response.reason or "", end_to_end(raw), data)
+                return UpstreamResponse(
+                    response.status, response.reason or "", end_to_end(raw), data
+                )
         except UpstreamError:
             raise
         except aiohttp.ConnectionTimeoutError:
             raise UpstreamTimeout(
-                f"no connection to Vipps within {self._settings.upstream_connect_timeout_seconds} s;"
+                f"no connection to Vipps within"
+                f" {self._settings.upstream_connect_timeout_seconds} s;"
                 " the request was not sent",
                 "connect_timeout",
             ) from None
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise UpstreamTimeout(
                 f"Vipps did not answer within {self._settings.upstream_timeout_seconds} s"
                 + _arrival_note(may_have_arrived),
                 "timeout",
             ) from None
         except aiohttp.ClientConnectorCertificateError as exc:
-            raise UpstreamError(f"TLS certificate of Vipps not trusted: {exc.certificate_error}", "tls") from None
+            raise UpstreamError(
+                f"TLS certificate of Vipps not trusted: {exc.certificate_error}", "tls"
+            ) from None
         except aiohttp.ClientSSLError as exc:
             raise UpstreamError(f"TLS handshake with Vipps failed: {exc.os_error}", "tls") from None
         except aiohttp.ClientConnectorDNSError:
-            raise UpstreamError("the Vipps host name could not be resolved; the request was not sent", "dns") from None
+            raise UpstreamError(
+                "the Vipps host name could not be resolved; the request was not sent", "dns"
+            ) from None
         except aiohttp.ClientConnectorError as exc:
             raise UpstreamError(
-                f"connection to {exc.host}:{exc.port} failed ({exc.os_error.strerror or exc.os_error});"
+                f"connection to {exc.host}:{exc.port} failed"
+                f" ({exc.os_error.strerror or exc.os_error});"
                 " the request was not sent",
                 "connect",
             ) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError):
             raise UpstreamError(
-                "Vipps closed the connection before a complete response" + _arrival_note(may_have_arrived),
+                "Vipps closed the connection before a complete response"
+                + _arrival_note(may_have_arrived),
                 "reset",
             ) from None
         except aiohttp.ClientResponseError as exc:
-            raise UpstreamError(f"Vipps sent an invalid HTTP response: {exc.message}", "protocol") from None
+            raise UpstreamError(
+                f"Vipps sent an invalid HTTP response: {exc.message}", "protocol"
+            ) from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"request to Vipps failed: {type(exc).__name__}", "client_error") from None
-
+            raise UpstreamError(
+                f"request to Vipps failed: {type(exc).__name__}", "client_error"
+            ) from None
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
         """Read the whole body, refusing one over the configured size."""

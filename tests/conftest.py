@@ -84,7 +84,7 @@ def make_proxy(
         mode: PolicyMode = PolicyMode.ENFORCE,
         **overrides: Any,
     ) -> Proxy:
-        settings = Settings(upstream_url=str(upstream.make_url("/")), **overrides)  # type: ignore[arg-type]
+        settings = Settings(upstream_url=str(upstream.make_url("/")), **overrides)
         log = LogLines()
         engine = (
             PolicyEngine(rules, mode, settings.rule_actions, fail_open=settings.policy_fail_open)
