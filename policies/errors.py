@@ -111,13 +111,18 @@ def render_error(
 def render_block(
     operation: Operation, findings: Sequence[Finding], *, instance: str, trace_id: str
 ) -> ErrorDocument:
-    """The 400 a request gets when a rule blocks it, listing every blocking finding."""
+    """The answer a request gets when rules block it, listing every blocking finding.
+
+    The status is 400 unless a finding says Vipps would answer otherwise (409, 429); the
+    highest such status wins, since it is the one the caller must act on first.
+    """
     count = len(findings)
+    status = max((f.status for f in findings), default=400)
     first = findings[0].message if findings else "a policy rule could not be evaluated"
     more = f" (and {count - 1} more, see details)" if count > 1 else ""
     return render_error(
         operation,
-        status=400,
+        status=status,
         type_uri=BLOCKED_TYPE,
         title=BLOCKED_TITLE,
         detail=f"Vipps would reject this request: {first}{more}. It was not sent to Vipps.",

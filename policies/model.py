@@ -147,6 +147,10 @@ class Finding:
     value: str | None = None
     repair: Repair | None = None
     advisory: bool = False
+    # The status Vipps itself would answer: 400 for validation, 409 for a reused
+    # idempotency key, 429 (with Retry-After seconds) for a rate limit.
+    status: int = 400
+    retry_after: float | None = None
 
     @property
     def message(self) -> str:

@@ -6,6 +6,7 @@ engine's business, and Vipps' error shapes are rendered by `policies.errors`.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -144,6 +145,9 @@ class ProxyHandler:
             document.status, document.content_type, orjson.dumps(document.body)
         )
         response.headers[FINDINGS_HEADER] = ",".join(verdict.rule_codes)
+        waits = [f.retry_after for f in blocking if f.retry_after is not None]
+        if waits:
+            response.headers["Retry-After"] = str(max(1, math.ceil(max(waits))))
         return response
 
     async def _forward(
