@@ -10,6 +10,7 @@ import re
 from urllib.parse import parse_qsl, urlencode
 
 from policies.jsonbody import JsonValue
+from policies.phones import mask_phone
 
 REDACTED = "[redacted]"
 
@@ -47,15 +48,6 @@ PERSONAL_FIELDS = frozenset({"nin", "ssn", "nationalidentitynumber", "email", "b
 
 # A phone number written in text: a + or 00 prefix, or 8 to 15 digits in phone-like groups.
 _PHONE_IN_TEXT = re.compile(r"(?:\+|\b00)\d[\d .-]{6,16}\d\b|\b(?:47|45|358|46)?[49]\d{7}\b")
-
-
-def mask_phone(text: str) -> str:
-    """Keep at most a country-code hint and the last two digits: `4791234567` -> `47******67`."""
-    digits = re.sub(r"\D", "", text)
-    if len(digits) <= 4:
-        return "*" * len(digits)
-    keep_head = 2 if len(digits) >= 10 else 0
-    return digits[:keep_head] + "*" * (len(digits) - keep_head - 2) + digits[-2:]
 
 
 def mask_text(text: str) -> str:

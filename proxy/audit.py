@@ -84,18 +84,28 @@ def finding_records(decisions: tuple[Decision, ...]) -> list[Record]:
     ]
 
 
+Observer = Callable[[str, str, Record], None]
+
+
 class AuditLog:
-    """Writes audit records at or above the configured level to a sink."""
+    """Writes audit records at or above the configured level to a sink.
+
+    Observers (the error dashboard) see every record whatever the log level, already redacted.
+    """
 
     def __init__(self, sink: Sink = stdout_sink, level: str = "info") -> None:
         self._sink = sink
         self._threshold = LEVELS[level]
+        self.observers: list[Observer] = []
 
     def enabled(self, level: str) -> bool:
-        return LEVELS[level] >= self._threshold
+        """Whether a record of `level` would be written or observed (so worth building)."""
+        return bool(self.observers) or LEVELS[level] >= self._threshold
 
     def write(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
         """Emit one record (a single orjson dump) if its level passes the threshold."""
+        for observe in self.observers:
+            observe(level, event, dict(fields))
         if LEVELS[level] < self._threshold:
             return
         record = {

@@ -110,7 +110,7 @@ def test_redaction_removes_secrets_and_masks_phones() -> None:
     out = redact_json(body)
     assert isinstance(out, dict)
     assert out["access_token"] == REDACTED
-    assert out["nested"] == [{"client_secret": REDACTED, "phoneNumber": "47******67"}]
+    assert out["nested"] == [{"client_secret": REDACTED, "phoneNumber": "******67"}]
     assert out["customerInfo"] == {"mobileNumber": "******67"}
     assert "912 34 567" not in str(out["detail"])
     assert "4798765432" not in str(out["detail"])
@@ -119,10 +119,10 @@ def test_redaction_removes_secrets_and_masks_phones() -> None:
 
 def test_mask_phone_keeps_little() -> None:
     """At most a country-code hint and the last two digits survive."""
-    assert mask_phone("4791234567") == "47******67"
-    assert mask_phone("+47 912 34 567") == "47******67"
+    assert mask_phone("4791234567") == "******67"
+    assert mask_phone("+47 912 34 567") == "+47******67"
     assert mask_phone("91234567") == "******67"
-    assert mask_phone("12") == "**"
+    assert mask_phone("12") == "******"
     assert mask_text("no phone here, order 12345") == "no phone here, order 12345"
 
 
