@@ -31,6 +31,7 @@ __all__ = [
     "audited_request",
     "describe_value",
     "format_path",
+    "shown",
 ]
 
 
@@ -233,6 +234,11 @@ class Verdict:
 ALLOWED: Verdict = Verdict()
 
 ValueLike: TypeAlias = JsonValue | float
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """A value as quoted in a finding: repr, cut to `limit` characters with an ellipsis."""
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def describe_value(value: ValueLike) -> str:

@@ -408,7 +408,8 @@ class PhoneNumberRecognised:
     libphonenumber knows which ranges are allocated; a well-formed number outside them
     (`4712345678`) is reported, never blocked by default: Vipps' own examples and test users
     have such numbers [EP #/components/schemas/CustomerPhoneNumber/properties/phoneNumber].
-    Values that cannot be read are `phone.format`'s business. Checkout findings are advisory.
+    Values that cannot be read are `phone.format`'s business. Findings are always advisory:
+    Vipps accepts these numbers, so the proxy never blocks them.
     """
 
     code: ClassVar[str] = "phone.unrecognised"
@@ -436,5 +437,6 @@ class PhoneNumberRecognised:
                 problem="is well-formed but not in a range libphonenumber knows to be allocated",
                 expected="a number in use (Vipps' test users have such numbers, so it is reported)",
                 value=_shown(value),
-                advisory=field.format.lenient,
+                # Vipps accepts these numbers, so this is advice whatever the rule's action.
+                advisory=True,
             )

@@ -1,10 +1,33 @@
-"""Every policy rule, listed explicitly in one place, built from the options in the settings."""
+"""Every policy rule, listed explicitly in one place, built from the options in the settings.
+
+The order is the order findings are reported in: the body's shape first (a body that does not
+parse cannot be judged further), then money, phone numbers, headers, references, URLs, advice.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from policies.amounts import (
+    AmountBounds,
+    AmountIsInteger,
+    AmountWithinLimits,
+    CurrencyAllowed,
+    parse_bounds,
+)
+from policies.body_shape import (
+    BodyIsJson,
+    BodyIsObject,
+    FieldNameCase,
+    NoDuplicateKeys,
+    RequiredFields,
+)
+from policies.express import ExplicitCheckoutFlow
+from policies.headers import HeaderFormat, RequiredHeaders, SystemHeaders
 from policies.model import Rule
+from policies.phones import PhoneNumberFormat, PhoneNumberRecognised
+from policies.references import ReferenceFormat, ReferenceMismatch
+from policies.urls import CallbackIsHttps, LocalhostUrl
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,5 +39,26 @@ class RuleOptions:
 
 
 def default_rules(options: RuleOptions | None = None) -> tuple[Rule, ...]:
-    """All rules of the proxy, in the order their findings are reported."""
-    return ()
+    """All rules of the proxy (raises ValueError for options the rules cannot take)."""
+    options = options or RuleOptions()
+    return (
+        BodyIsJson(),
+        NoDuplicateKeys(),
+        BodyIsObject(),
+        FieldNameCase(),
+        RequiredFields(),
+        AmountIsInteger(),
+        AmountWithinLimits(),
+        CurrencyAllowed(),
+        AmountBounds(parse_bounds(options.amount_bounds)),
+        PhoneNumberFormat(options.phone_default_region),
+        PhoneNumberRecognised(options.phone_default_region),
+        RequiredHeaders(),
+        HeaderFormat(),
+        SystemHeaders(),
+        ReferenceFormat(),
+        ReferenceMismatch(),
+        CallbackIsHttps(),
+        LocalhostUrl(),
+        ExplicitCheckoutFlow(),
+    )

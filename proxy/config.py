@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
+import phonenumbers
 from pydantic import (
     AnyHttpUrl,
     Field,
@@ -15,6 +16,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from policies.amounts import parse_bounds
 from policies.engine import PolicyMode
 from policies.model import Action
 
@@ -86,6 +88,21 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_actions(cls, value: object) -> object:
         return parse_rule_actions(value) if isinstance(value, str) else value
+
+    @field_validator("amount_bounds")
+    @classmethod
+    def _bounds(cls, value: str) -> str:
+        parse_bounds(value)
+        return value
+
+    @field_validator("phone_default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(
+                f"{value!r} is not a region libphonenumber knows (e.g. NO, DK, FI, SE)"
+            )
+        return value
 
     @field_validator("upstream_url")
     @classmethod

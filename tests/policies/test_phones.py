@@ -498,7 +498,7 @@ def test_unallocated_number_is_only_reported(key: str, value: str) -> None:
     verdict = engine().evaluate(request)
     assert not verdict.blocked
     assert verdict.body is None
-    assert [d.outcome for d in verdict.decisions] == [Outcome.WOULD_BLOCK]
+    assert [d.outcome for d in verdict.decisions] == [Outcome.REPORTED]
 
 
 def test_repaired_unallocated_number_is_repaired_and_reported() -> None:
@@ -507,7 +507,7 @@ def test_repaired_unallocated_number_is_repaired_and_reported() -> None:
     assert not verdict.blocked
     assert [(d.finding.rule, d.outcome) for d in verdict.decisions] == [
         ("phone.format", Outcome.REPAIRED),
-        ("phone.unrecognised", Outcome.WOULD_BLOCK),
+        ("phone.unrecognised", Outcome.REPORTED),
     ]
     assert verdict.body is not None
     assert b'"4712345678"' in verdict.body

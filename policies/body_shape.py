@@ -1,0 +1,232 @@
+"""Rules on the shape of a JSON request body: it parses, names each key once, is an object,
+spells known fields in their exact letter case, and carries the fields its operation requires.
+
+Which operations take a JSON body, and the fields of each object in it, come from
+`policies.request_fields`, generated from the OpenAPI files. An operation that takes no JSON body
+(every GET, the access token POST) is never checked: Vipps ignores what such a request carries.
+Unknown fields are never findings, for Vipps ignores them too; a field that Vipps knows, spelled
+in another letter case, is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from policies.jsonbody import Path, format_path, walk
+from policies.model import Action, AuditedRequest, Finding, JsonValue, Source, describe_value
+from policies.operations import Operation
+from policies.request_fields import ObjectFields, RequestBody, request_body
+
+__all__ = ["BodyIsJson", "BodyIsObject", "FieldNameCase", "NoDuplicateKeys", "RequiredFields"]
+
+_ROOT: Path = ()
+_MISSING_PARAMETER = 'Vipps answers "Missing required parameter" without it'
+
+
+def _objects(
+    request: AuditedRequest, body: RequestBody
+) -> Iterator[tuple[Path, ObjectFields, dict[str, JsonValue]]]:
+    """Every object in the request body that the table describes, with its path and fields."""
+    value = request.field(_ROOT)
+    if not isinstance(value, dict):
+        return
+    for pattern, fields in body.objects.items():
+        for at, node in walk(value, pattern):
+            if isinstance(node, dict):
+                yield at, fields, node
+
+
+def _names(names: tuple[str, ...]) -> str:
+    return " or ".join(f"`{name}`" for name in names)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyIsJson:
+    """A non-empty body sent to an operation that takes JSON must be valid JSON in UTF-8.
+
+    Vipps answers a body it cannot parse with HTTP 400 and no error code (ePayment [EPDOC faq.md])
+    or with HTTP 500 (eCom: invalid JSON heads [KB errors.md §Why do I get HTTP 500]). An operation
+    takes JSON when every spec that describes it has a JSON `requestBody`, e.g. [EC
+    #/paths/~1ecomm~1v2~1payments/post/requestBody]. ePayment cancel does not count: its body
+    is optional in 1.8.1 [EP #/paths/~1v1~1payments~1{Reference}~1cancel/post/requestBody] and
+    absent in 1.4.1, so Vipps may well ignore it.
+    """
+
+    code = "body.invalid_json"
+    default_action = Action.BLOCK
+    can_repair = False
+    summary = "A body sent to an operation that takes JSON must be valid JSON in UTF-8."
+
+    def applies_to(self, operation: Operation) -> bool:
+        return request_body(operation.key) is not None
+
+    def check(self, request: AuditedRequest) -> Iterator[Finding]:
+        error = request.json.error
+        if error is not None:
+            expected = "valid JSON (RFC 8259) encoded as UTF-8"
+            yield Finding(self.code, Source.BODY, format_path(_ROOT), error, expected)
+
+
+@dataclass(frozen=True, slots=True)
+class NoDuplicateKeys:
+    """No JSON object in a body sent to an operation that takes JSON may name a key twice.
+
+    RFC 8259 §4 leaves duplicates to the parser; parsers differ on which one wins, so a body
+    with `"value"` twice could be checked here with one amount and charged at Vipps with the
+    other. The specs describe each field once (e.g. [EP #/components/schemas/Amount]). Keys of
+    free maps such as ePayment `metadata` count too.
+    """
+
+    code = "body.duplicate_key"
+    default_action = Action.BLOCK
+    can_repair = False
+    summary = "No JSON object in the body may name a key twice (parsers disagree on which wins)."
+
+    def applies_to(self, operation: Operation) -> bool:
+        return request_body(operation.key) is not None
+
+    def check(self, request: AuditedRequest) -> Iterator[Finding]:
+        for at in request.json.duplicate_keys:
+            yield Finding(
+                self.code,
+                Source.BODY,
+                format_path(at),
+                "appears more than once in the same object",
+                "each key once (parsers disagree on which duplicate wins)",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class BodyIsObject:
+    """The body of an operation whose request schema is an object must be a JSON object.
+
+    Every JSON request body in the Vipps specs is an object (`type: object`), e.g. [EP
+    #/components/schemas/CreatePaymentRequest], [RC #/components/schemas/CreateChargeV3].
+    """
+
+    code = "body.not_object"
+    default_action = Action.BLOCK
+    can_repair = False
+    summary = "The body must be a JSON object where the operation's schema is an object."
+
+    def applies_to(self, operation: Operation) -> bool:
+        body = request_body(operation.key)
+        return body is not None and body.object_root
+
+    def check(self, request: AuditedRequest) -> Iterator[Finding]:
+        if not request.json.present:
+            return
+        value = request.field(_ROOT)
+        if not isinstance(value, dict):
+            yield Finding(
+                self.code,
+                Source.BODY,
+                format_path(_ROOT),
+                f"is a JSON {describe_value(value)}, not an object",
+                "a JSON object, {...}, as the operation's request schema describes",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldNameCase:
+    """A key that is not a field of its object, but is one when letter case is ignored, is wrong.
+
+    Vipps matches field names exactly: `fallback` for eCom's `fallBack` gives HTTP 500 [KB
+    errors.md §Why do I get HTTP 500], [EC #/components/schemas/MerchantInfo/properties/fallBack].
+    A parser that ignores case would instead read it as the field, so the key is a finding even
+    next to the rightly spelled field: one of the two values would be silently dropped. Known
+    fields per object come from the specs (`policies.request_fields`); unknown keys that match no
+    field are never findings, and map objects such as ePayment `metadata` are not looked into.
+    Only eCom is documented to fail on case; the newer APIs may bind names case-insensitively,
+    so there the finding is advice, never a block.
+    """
+
+    code = "body.field_case"
+    default_action = Action.BLOCK
+    can_repair = False
+    summary = "Known field names must be spelled in their exact case (fallBack, not fallback)."
+
+    def applies_to(self, operation: Operation) -> bool:
+        body = request_body(operation.key)
+        return body is not None and bool(body.objects)
+
+    def check(self, request: AuditedRequest) -> Iterator[Finding]:
+        body = request_body(request.operation.key)
+        if body is None:
+            return
+        for at, fields, node in _objects(request, body):
+            for key in node:
+                variants = fields.case_variants(key)
+                if not variants:
+                    continue
+                present = tuple(v for v in variants if v in node)
+                problem = (
+                    f"is sent next to {_names(present)}, which differs only in letter case"
+                    if present
+                    else f"is not a field of this object; {_names(variants)} is"
+                )
+                expected = f"{_names(variants)} exactly (field names are case-sensitive)"
+                yield Finding(
+                    self.code,
+                    Source.BODY,
+                    format_path((*at, key)),
+                    problem,
+                    expected,
+                    advisory=request.operation.api != "ecom",
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class RequiredFields:
+    """Every field the operation's spec requires must be present, and not null.
+
+    Vipps answers a missing field with "Missing required parameter" (ePayment 4140 [EPDOC
+    faq.md]), e.g. `modificationAmount` on ePayment capture [EP
+    #/components/schemas/CaptureModificationRequest/required] or `transaction` on eCom initiate
+    [EC #/components/schemas/InitiatePaymentCommand/required]. Fields of nested objects are
+    required only when their object is present. Of `oneOf`/`anyOf` branches only what every
+    branch requires counts; `readOnly` fields and fields with a `default` never do; where spec
+    versions differ the most lenient wins; and where Vipps' documentation drops a requirement the
+    spec states (Recurring `due`, `retryDays`), so does the table. An explicit null counts as
+    missing unless the field's schema allows null. An empty body counts as missing all top-level
+    fields only where every spec requires a body.
+    """
+
+    code = "body.missing_field"
+    default_action = Action.BLOCK
+    can_repair = False
+    summary = "Fields the operation's spec requires must be present and not null."
+
+    def applies_to(self, operation: Operation) -> bool:
+        body = request_body(operation.key)
+        return body is not None and any(f.required for f in body.objects.values())
+
+    def check(self, request: AuditedRequest) -> Iterator[Finding]:
+        body = request_body(request.operation.key)
+        if body is None or request.json.error is not None:
+            return
+        if not request.json.present:
+            root = body.objects.get(_ROOT)
+            if body.required and root is not None:
+                yield from self._judge(_ROOT, root, {})
+            return
+        for at, fields, node in _objects(request, body):
+            yield from self._judge(at, fields, node)
+
+    def _judge(
+        self, at: Path, fields: ObjectFields, node: dict[str, JsonValue]
+    ) -> Iterator[Finding]:
+        for name in sorted(fields.required):
+            if name in node and (node[name] is not None or name in fields.nullable):
+                continue
+            if name in node:
+                problem, sent = "is required but null", "null"
+            else:
+                misspelled = [k for k in node if k.casefold() == name.casefold()]
+                problem = "is required but missing" + (
+                    f" (sent as {_names(tuple(misspelled))})" if misspelled else ""
+                )
+                sent = None
+            expected = f"a value; {_MISSING_PARAMETER}"
+            yield Finding(self.code, Source.BODY, format_path((*at, name)), problem, expected, sent)
