@@ -15,7 +15,10 @@ from policies.engine import PolicyEngine, PolicyMode
 from policies.model import Rule
 from proxy.app import ProxyState, build_state, create_admin_app, create_app
 from proxy.config import Settings
+from tests.samples import BEARER
 from tests.standin import StandIn
+
+MERCHANT_HEADERS = {k: v for k, v in BEARER.items() if k != "Content-Type"}
 
 AiohttpServer = Callable[..., Awaitable[TestServer]]
 AiohttpClient = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -93,7 +96,9 @@ def make_proxy(
         )
         state = build_state(settings, registry=CollectorRegistry(), engine=engine, sink=log)
         state.lifecycle.ready = True
-        client = await aiohttp_client(create_app(settings, state))
+        # Every test request carries the headers a real merchant sends, so that the default
+        # rules judge what a test changes, not missing credentials.
+        client = await aiohttp_client(create_app(settings, state), headers=MERCHANT_HEADERS)
         return Proxy(client, state, standin, log)
 
     return build

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from tests.conftest import Proxy, ProxyFactory
+from tests.samples import EPAYMENT_CREATE
 from tests.standin import Reply
 
 
@@ -24,7 +25,11 @@ async def raw_exchange(proxy: Proxy, request: bytes) -> bytes:
     return data
 
 
-BODY = b'{"amount":{"currency":"NOK","value":49900},\n  "reference":"order-123456",  "x":1.50}'
+# A valid ePayment create with unusual spacing and an unknown field: it must arrive as written.
+BODY = EPAYMENT_CREATE.body[:-1].replace(b'"reference":', b'\n  "reference" :  ') + b', "x":1.50}'
+HEADER_LINES = b"".join(
+    f"{k}: {v}\r\n".encode() for k, v in EPAYMENT_CREATE.headers.items() if k != "Content-Type"
+)
 
 
 async def test_request_arrives_byte_for_byte(proxy: Proxy) -> None:
@@ -32,9 +37,7 @@ async def test_request_arrives_byte_for_byte(proxy: Proxy) -> None:
     request = (
         b"POST /epayment/v1/payments?foo=a%2Fb&x=1 HTTP/1.1\r\n"
         b"Host: 127.0.0.1\r\n"
-        b"Content-Type: application/json\r\n"
-        b"client_id: 0f4d2d8e-1d55-4f5c-9a8d-6a7e38c81d44\r\n"
-        b"Merchant-Serial-Number: 123456\r\n"
+        b"Content-Type: application/json\r\n" + HEADER_LINES + b"client_id: 0f4d2d8e-1d55\r\n"
         b"X-CUSTOM-Case: MixedValue\r\n"
         b"Connection: close\r\n"
         b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
@@ -63,7 +66,9 @@ async def test_chunked_upload_arrives_as_the_same_bytes(proxy: Proxy) -> None:
     encoded = b"".join(f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in chunks) + b"0\r\n\r\n"
     request = (
         b"POST /epayment/v1/payments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + encoded
+        + HEADER_LINES
+        + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + encoded
     )
     response = await raw_exchange(proxy, request)
     assert response.startswith(b"HTTP/1.1 200")
@@ -107,7 +112,11 @@ async def test_compressed_response_passes_through_untouched(proxy: Proxy) -> Non
 async def test_cookies_are_not_shared_between_callers(proxy: Proxy) -> None:
     """A Set-Cookie from Vipps is passed to the client but never replayed by the proxy itself."""
     proxy.standin.reply(Reply(200, b"{}", {"Set-Cookie": "ARRAffinity=abc; Path=/"}))
-    get = b"GET /epayment/v1/payments/order-123456 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    get = (
+        b"GET /epayment/v1/payments/order-123456 HTTP/1.1\r\nHost: x\r\n"
+        + HEADER_LINES
+        + b"Connection: close\r\n\r\n"
+    )
     first = await raw_exchange(proxy, get)
     assert b"Set-Cookie: ARRAffinity=abc" in first
     await raw_exchange(proxy, get)

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import AiohttpServer
 from tests.proxy.test_upstream_faults import free_port
+from tests.samples import EPAYMENT_CAPTURE
 from tests.standin import Reply, StandIn
 
 pytestmark = pytest.mark.slow
@@ -70,14 +71,19 @@ async def test_sigterm_drains_in_flight_requests(
         await wait_ready(session, admin)
 
         async def call(i: int) -> tuple[int, bytes]:
+            capture = EPAYMENT_CAPTURE.with_headers(Idempotency_Key=f"idem-drain-{i}")
+            path = capture.path.replace("order-123456", f"order-{i:08d}")
             async with session.post(
-                f"{listen}/epayment/v1/payments/order-{i:08d}/capture", data=b"{}"
+                f"{listen}{path}", data=capture.body, headers=capture.headers
             ) as resp:
                 return resp.status, await resp.read()
 
         calls = [asyncio.create_task(call(i)) for i in range(5)]
-        while len(standin.received) < 5:  # noqa: ASYNC110 - a count, not one event
+        for _ in range(250):
+            if len(standin.received) == 5:
+                break
             await asyncio.sleep(0.02)
+        assert len(standin.received) == 5, "the requests did not reach the upstream"
         process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.3)
         async with session.get(f"{admin}/readyz") as resp:

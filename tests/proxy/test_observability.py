@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 
 from proxy.metrics import ERROR_CODE_CAP
 from tests.conftest import Proxy, ProxyFactory
+from tests.samples import EPAYMENT_CAPTURE, EPAYMENT_CREATE
 from tests.standin import ECOM_ERRORS, EPAYMENT_PROBLEM, Reply
 
 CANARY_TOKEN = "eyJCANARYTOKEN.abc.def"
@@ -36,7 +37,8 @@ async def test_vipps_errors_are_counted_with_their_error_code(proxy: Proxy) -> N
         Reply(400, EPAYMENT_PROBLEM, {"Content-Type": "application/problem+json"}),
         Reply(400, ECOM_ERRORS, {"Content-Type": "application/json;charset=UTF-8"}),
     )
-    await (await proxy.client.post("/epayment/v1/payments/order-123456/capture", data=b"{}")).read()
+    capture = EPAYMENT_CAPTURE
+    await (await proxy.client.post(capture.path, data=capture.body, headers=capture.headers)).read()
     await (await proxy.client.get("/ecomm/v2/payments/order-1/details")).read()
     assert proxy.sample(
         "vipps_proxy_vipps_errors_total",
@@ -118,10 +120,9 @@ async def test_canary_secrets_never_reach_logs_or_metrics(
     proxy: Proxy, admin_client: TestClient[Any, Any]
 ) -> None:
     """Secret headers, tokens, client secrets and phone numbers appear in no log line or metric."""
-    body = orjson.dumps(
-        {"amount": {"currency": "NOK", "value": 1000}, "customer": {"phoneNumber": CANARY_PHONE},
-         "reference": "order-123456"}
-    )  # fmt: skip
+    body = orjson.loads(EPAYMENT_CREATE.body)
+    body["customer"]["phoneNumber"] = CANARY_PHONE
+    create = EPAYMENT_CREATE.with_body(orjson.dumps(body)).with_headers(**HEADERS)
     token_body = orjson.dumps(
         {"access_token": CANARY_TOKEN, "token_type": "Bearer", "expires_in": "3600"}
     )
@@ -137,9 +138,10 @@ async def test_canary_secrets_never_reach_logs_or_metrics(
         Reply(200, token_body),
         Reply(401, echo_secrets),
     )
-    await (await proxy.client.post("/epayment/v1/payments", data=body, headers=HEADERS)).read()
-    await (await proxy.client.post("/epayment/v1/payments", data=body, headers=HEADERS)).read()
-    await (await proxy.client.post("/epayment/v1/payments", data=body, headers=HEADERS)).read()
+    for _ in range(3):
+        await (
+            await proxy.client.post(create.path, data=create.body, headers=create.headers)
+        ).read()
     token_headers = {
         "client_id": CANARY_CLIENT_ID,
         "client_secret": CANARY_SECRET,

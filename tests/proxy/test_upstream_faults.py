@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from proxy.app import build_state, create_app
 from proxy.config import Settings
-from tests.conftest import AiohttpClient, AiohttpServer, LogLines
+from tests.conftest import MERCHANT_HEADERS, AiohttpClient, AiohttpServer, LogLines
+from tests.samples import EPAYMENT_CAPTURE, EPAYMENT_REFUND
 from tests.standin import Reply, StandIn
 
 
@@ -29,7 +30,7 @@ async def start_proxy(
     settings = Settings(upstream_url=upstream_url, **overrides)
     log = LogLines()
     state = build_state(settings, registry=CollectorRegistry(), sink=log)
-    client = await aiohttp_client(create_app(settings, state))
+    client = await aiohttp_client(create_app(settings, state), headers=MERCHANT_HEADERS)
     return client, state, log
 
 
@@ -72,7 +73,8 @@ async def test_slow_upstream_gives_504_and_post_is_sent_once(
     client, state, _ = await start_proxy(
         aiohttp_client, str(server.make_url("/")), upstream_timeout_seconds=0.3
     )
-    async with client.post("/epayment/v1/payments/order-123456/capture", data=b"{}") as resp:
+    capture = EPAYMENT_CAPTURE
+    async with client.post(capture.path, data=capture.body, headers=capture.headers) as resp:
         assert resp.status == 504
         problem = orjson.loads(await resp.read())
     assert "may have reached Vipps" in problem["detail"]
@@ -104,7 +106,8 @@ async def test_connection_reset_gives_502_and_post_is_not_retried(
     app.router.add_route("*", "/{tail:.*}", drop)
     server = await aiohttp_server(app, host="127.0.0.1")
     client, state, _ = await start_proxy(aiohttp_client, str(server.make_url("/")))
-    async with client.post("/epayment/v1/payments/order-123456/refund", data=b"{}") as resp:
+    refund = EPAYMENT_REFUND
+    async with client.post(refund.path, data=refund.body, headers=refund.headers) as resp:
         assert resp.status == 502
     assert arrivals == ["POST"]
     assert (
