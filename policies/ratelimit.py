@@ -41,6 +41,8 @@ PAYMENT, MSN, SUBSCRIPTION = "payment", "msn", "subscription"
 AGREEMENT, CHARGE, IDEMPOTENCY = "agreementId", "chargeId", "idempotency"
 _NAMES = {MSN: "Merchant-Serial-Number", SUBSCRIPTION: "subscription key"}
 
+RATE_LIMIT_RULE = "rate_limit.exceeded"
+
 
 def _describe(per: tuple[str, ...], api: str, joiner: str) -> str:
     """`orderId + Merchant-Serial-Number`: what a limit counts per, in the API's own words."""
@@ -169,7 +171,7 @@ class RateLimitGuard:
     requests for that key are held back for that long (at most the store's time to live).
     """
 
-    code = "rate_limit.exceeded"
+    code = RATE_LIMIT_RULE
     default_action = Action.BLOCK
     can_repair = False
     summary = "A payment must not be called more often than Vipps' per-payment rate limits."

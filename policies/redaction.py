@@ -50,8 +50,18 @@ PERSONAL_FIELDS = frozenset({"nin", "ssn", "nationalidentitynumber", "email", "b
 _PHONE_IN_TEXT = re.compile(r"(?:\+|\b00)\d[\d .-]{6,16}\d\b|\b(?:47|45|358|46)?[49]\d{7}\b")
 
 
+# `name=value`, `name: value` or `"name": "value"` for a secret name, in text that is not JSON
+# (form bodies, HTML error pages, messages that echo a request).
+_SECRET_IN_TEXT = re.compile(
+    r"(?i)(\b(?:"
+    + "|".join(re.escape(n) for n in sorted(SECRET_FIELDS, key=len, reverse=True))
+    + r")\b[\"']?\s*[:=]\s*(?:Bearer\s+|Basic\s+)?[\"']?)([^\"'&\s,;}<]+)"
+)
+
+
 def mask_text(text: str) -> str:
-    """Mask phone numbers that appear inside free text."""
+    """Mask phone numbers and `secret=value` pairs that appear inside free text."""
+    text = _SECRET_IN_TEXT.sub(lambda m: m.group(1) + REDACTED, text)
     return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
 
 

@@ -9,7 +9,9 @@ within the grace budget, and the process exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -23,12 +25,16 @@ from prometheus_client import (
 )
 
 from policies.engine import PolicyEngine
+from policies.payment_audit import PaymentAudit
+from policies.ratelimit import parse_limits
 from policies.rules import RuleOptions, default_rules
+from policies.state import Clock
 from proxy import __version__
 from proxy.audit import AuditLog, Sink, stdout_sink
 from proxy.config import Settings
+from proxy.dashboard import install_dashboard
 from proxy.handler import ProxyHandler
-from proxy.metrics import ProxyMetrics
+from proxy.metrics import ProxyMetrics, StateCollector
 from proxy.upstream import Upstream
 
 
@@ -52,19 +58,31 @@ class ProxyState:
     engine: PolicyEngine
     upstream: Upstream
     lifecycle: Lifecycle
+    payments: PaymentAudit
 
 
 STATE = web.AppKey("state", ProxyState)
 
 
-def build_engine(settings: Settings) -> PolicyEngine:
+def build_payment_audit(settings: Settings, clock: Clock = time.monotonic) -> PaymentAudit:
+    """The payment-level audit (ledger, idempotency, rate limits, polling) with bounded state."""
+    return PaymentAudit(
+        clock,
+        max_entries=settings.state_max_entries,
+        ttl_seconds=settings.state_ttl_seconds,
+        poll_window_seconds=settings.poll_audit_window_seconds,
+        limits=parse_limits(settings.rate_limits),
+    )
+
+
+def build_engine(settings: Settings, payments: PaymentAudit) -> PolicyEngine:
     """The policy engine with every rule, configured by the settings (raises on bad actions)."""
     options = RuleOptions(
         phone_default_region=settings.phone_default_region,
         amount_bounds=settings.amount_bounds,
     )
     return PolicyEngine(
-        default_rules(options),
+        (*default_rules(options), *payments.rules()),
         settings.policy_mode,
         settings.rule_actions,
         fail_open=settings.policy_fail_open,
@@ -77,18 +95,42 @@ def build_state(
     registry: CollectorRegistry | None = None,
     engine: PolicyEngine | None = None,
     sink: Sink = stdout_sink,
+    clock: Clock = time.monotonic,
 ) -> ProxyState:
-    """Build the shared state; tests pass their own registry, engine and audit sink."""
+    """Build the shared state; tests pass their own registry, engine, audit sink and clock."""
     registry = registry if registry is not None else CollectorRegistry()
+    payments = build_payment_audit(settings, clock)
+    registry.register(StateCollector(payments.stats))
     return ProxyState(
         settings=settings,
         registry=registry,
         metrics=ProxyMetrics(registry, __version__),
         audit=AuditLog(sink, settings.log_level),
-        engine=engine if engine is not None else build_engine(settings),
+        engine=engine if engine is not None else build_engine(settings, payments),
         upstream=Upstream(settings),
         lifecycle=Lifecycle(),
+        payments=payments,
     )
+
+
+def report_unpolled(state: ProxyState) -> int:
+    """Log and count the payments never polled within the window; returns how many."""
+    due = state.payments.due_unpolled()
+    for payment in due:
+        state.metrics.payments_unpolled.labels(payment.api).inc()
+        state.audit.write(
+            "warning",
+            "payment_unpolled",
+            {
+                "rule": "polling.never_polled",
+                "api": payment.api,
+                "reference": payment.reference,
+                "age_seconds": round(payment.age, 1),
+                "detail": "created through the proxy but its status was never polled; Vipps"
+                " asks integrators not to rely on callbacks alone",
+            },
+        )
+    return len(due)
 
 
 def create_app(settings: Settings, state: ProxyState | None = None) -> web.Application:
@@ -102,6 +144,7 @@ def create_app(settings: Settings, state: ProxyState | None = None) -> web.Appli
         state.upstream,
         state.metrics,
         state.audit,
+        state.payments,
         log_body_max_bytes=settings.log_body_max_bytes,
     )
     app.router.add_route("*", "/{tail:.*}", handler.handle)
@@ -111,7 +154,23 @@ def create_app(settings: Settings, state: ProxyState | None = None) -> web.Appli
         yield
         await state.upstream.close()
 
+    async def unpolled_watch(app: web.Application) -> AsyncIterator[None]:
+        # Check a few times per window, so a finding comes at most a quarter window late.
+        interval = min(30.0, settings.poll_audit_window_seconds / 4)
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                report_unpolled(state)
+
+        task = asyncio.create_task(watch())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app.cleanup_ctx.append(upstream_session)
+    app.cleanup_ctx.append(unpolled_watch)
     return app
 
 
@@ -132,12 +191,14 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 def create_admin_app(state: ProxyState) -> web.Application:
-    """The admin application: metrics and health, never dependent on Vipps being reachable."""
+    """The admin application: metrics, health, error dashboard; never dependent on Vipps."""
     app = web.Application()
     app[STATE] = state
     app.router.add_get("/livez", _livez)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    if state.settings.dashboard_enabled:
+        install_dashboard(app, state.audit, state.settings.dashboard_max_entries)
     return app
 
 

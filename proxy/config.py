@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from policies.amounts import parse_bounds
 from policies.engine import PolicyMode
 from policies.model import Action
+from policies.ratelimit import parse_limits
 
 ENV_PREFIX = "VIPPS_PROXY_"
 
@@ -76,6 +77,13 @@ class Settings(BaseSettings):
         default="NOK=1000..10000000,DKK=1000..10000000,EUR=100..1000000",
         description="Per-currency inclusive min..max in minor units for the amount.bounds rule.",
     )
+    rate_limits: str = Field(
+        default="",
+        description="Changes to Vipps' per-payment limits, e.g. ecom.initiate_payment=off.",
+    )
+    state_max_entries: int = Field(default=100_000, ge=100, le=10_000_000)
+    state_ttl_seconds: float = Field(default=7 * 24 * 3600.0, ge=60, le=90 * 24 * 3600.0)
+    poll_audit_window_seconds: float = Field(default=300.0, ge=5, le=24 * 3600.0)
     dashboard_enabled: bool = True
     dashboard_max_entries: int = Field(default=500, ge=10, le=100_000)
 
@@ -93,6 +101,12 @@ class Settings(BaseSettings):
     @classmethod
     def _bounds(cls, value: str) -> str:
         parse_bounds(value)
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _limits(cls, value: str) -> str:
+        parse_limits(value)
         return value
 
     @field_validator("phone_default_region")

@@ -17,9 +17,12 @@ from multidict import CIMultiDict
 
 from policies.engine import PolicyEngine
 from policies.errors import ErrorDocument, render_block, vipps_error_code, vipps_trace_id
+from policies.jsonbody import JsonValue
 from policies.model import AuditedRequest, Headers, Outcome, Verdict, audited_request
-from policies.operations import Operation
-from policies.redaction import redact_query
+from policies.operations import UNKNOWN, Operation
+from policies.payment_audit import PaymentAudit
+from policies.ratelimit import RATE_LIMIT_RULE
+from policies.redaction import mask_text, redact_query
 from proxy.audit import AuditLog, Record, error_body, finding_records, level_for_status
 from proxy.metrics import ProxyMetrics
 from proxy.problem import BadRequest, BodyTooLarge, ProxyError, UpstreamError, render_problem
@@ -44,6 +47,18 @@ class Exchange:
     upstream_trace_id: str | None = None
     vipps_error_code: str | None = None
     upstream_reason: str | None = None
+    retry_after: str | None = None
+
+
+def _parse_json(answer: UpstreamResponse) -> JsonValue:
+    """Vipps' answer as JSON, or None when it is empty or not JSON."""
+    if not answer.body:
+        return None
+    try:
+        parsed: JsonValue = orjson.loads(answer.body)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed
 
 
 def _json_response(status: int, content_type: str, body: bytes) -> web.Response:
@@ -59,6 +74,7 @@ class ProxyHandler:
         upstream: Upstream,
         metrics: ProxyMetrics,
         audit: AuditLog,
+        payments: PaymentAudit,
         *,
         log_body_max_bytes: int,
     ) -> None:
@@ -66,6 +82,7 @@ class ProxyHandler:
         self._upstream = upstream
         self._metrics = metrics
         self._audit = audit
+        self._payments = payments
         self._log_body_max = log_body_max_bytes
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -159,6 +176,9 @@ class ProxyHandler:
         raw_headers: list[tuple[str, str]],
     ) -> web.Response:
         body = verdict.body if verdict.body is not None else audited.body
+        catalogued = audited.operation is not UNKNOWN
+        if catalogued:
+            self._payments.record_forwarded(audited)
         sent = time.perf_counter()
         try:
             answer = await self._upstream.send(
@@ -167,10 +187,17 @@ class ProxyHandler:
         except UpstreamError as error:
             exchange.upstream_reason = error.reason
             exchange.upstream_seconds = time.perf_counter() - sent
+            if catalogued:
+                # No answer: the payment-level state stays conservative about this request.
+                self._payments.observe(audited, None)
             raise
         exchange.upstream_seconds = time.perf_counter() - sent
+        parsed = _parse_json(answer) if catalogued or answer.status >= 400 else None
         if answer.status >= 400:
-            self._read_vipps_error(answer, exchange)
+            exchange.vipps_error_code = vipps_error_code(parsed)
+            exchange.upstream_trace_id = vipps_trace_id(parsed)
+        if catalogued:
+            self._learn(audited, answer, parsed, exchange)
         response = web.Response(status=answer.status, reason=answer.reason, body=answer.body)
         response.headers.clear()
         response.headers.extend(CIMultiDict(answer.headers))
@@ -178,13 +205,22 @@ class ProxyHandler:
             response.headers[FINDINGS_HEADER] = ",".join(verdict.rule_codes)
         return response
 
-    def _read_vipps_error(self, answer: UpstreamResponse, exchange: Exchange) -> None:
-        try:
-            parsed = orjson.loads(answer.body) if answer.body else None
-        except orjson.JSONDecodeError:
-            return
-        exchange.vipps_error_code = vipps_error_code(parsed)
-        exchange.upstream_trace_id = vipps_trace_id(parsed)
+    def _learn(
+        self,
+        audited: AuditedRequest,
+        answer: UpstreamResponse,
+        parsed: JsonValue,
+        exchange: Exchange,
+    ) -> None:
+        """Let the payment-level audit learn from Vipps' answer; count retries and 429s."""
+        retry_after = next((v for k, v in answer.headers if k.lower() == "retry-after"), None)
+        result = self._payments.observe(audited, answer.status, parsed, retry_after=retry_after)
+        op = audited.operation
+        if result.retry:
+            self._metrics.idempotent_retries.labels(op.api, op.name).inc()
+        if result.upstream_rate_limited:
+            self._metrics.upstream_rate_limited.labels(op.api, op.name).inc()
+            exchange.retry_after = retry_after
 
     def _problem_response(self, error: ProxyError, exchange: Exchange, path: str) -> web.Response:
         if isinstance(error, UpstreamError):
@@ -219,9 +255,10 @@ class ProxyHandler:
         verdict = exchange.verdict
         if verdict is not None:
             for decision in verdict.decisions:
-                m.policy_findings.labels(
-                    api, name, decision.finding.rule, decision.outcome.value
-                ).inc()
+                rule = decision.finding.rule
+                m.policy_findings.labels(api, name, rule, decision.outcome.value).inc()
+                if rule == RATE_LIMIT_RULE and decision.outcome is Outcome.BLOCKED:
+                    m.rate_limited.labels(api, name).inc()
             for failure in verdict.failures:
                 m.rule_errors.labels(failure.rule).inc()
 
@@ -247,7 +284,9 @@ class ProxyHandler:
         if exchange.upstream_trace_id is not None:
             record["upstream_trace_id"] = exchange.upstream_trace_id
         if exchange.vipps_error_code is not None:
-            record["vipps_error_code"] = exchange.vipps_error_code
+            record["vipps_error_code"] = mask_text(exchange.vipps_error_code[:64])
+        if exchange.retry_after is not None:
+            record["retry_after"] = exchange.retry_after[:64]
         if verdict is not None and (verdict.decisions or verdict.failures):
             record["findings"] = finding_records(verdict.decisions)
             if verdict.repaired:

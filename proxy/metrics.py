@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import platform
 import re
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from policies.payment_audit import StoreStats
 
 # Payment calls take tens to hundreds of milliseconds at Vipps; the proxy's own share is far
 # below a millisecond. The buckets resolve both ends.
@@ -19,8 +24,9 @@ _PROXY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
 
-# Vipps error codes are short: ePayment "4040", eCom "81", Checkout "Validation-00001".
-_ERROR_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+# Vipps error codes are short: ePayment "4040", eCom "81", Checkout "Validation-00001",
+# Recurring "charge-amount-too-high". A long digit run is no code (it could be a phone number).
+_ERROR_CODE = re.compile(r"^(?:\d{1,6}|[A-Za-z][A-Za-z0-9._-]{0,39})$")
 ERROR_CODE_CAP = 100
 
 
@@ -73,6 +79,30 @@ class ProxyMetrics:
             ["rule"],
             registry=registry,
         )
+        self.rate_limited = Counter(
+            "vipps_proxy_rate_limited",
+            "Requests answered 429 by the proxy before Vipps' documented per-payment limit.",
+            ["api", "operation"],
+            registry=registry,
+        )
+        self.upstream_rate_limited = Counter(
+            "vipps_proxy_upstream_rate_limited",
+            "429 answers from Vipps itself.",
+            ["api", "operation"],
+            registry=registry,
+        )
+        self.idempotent_retries = Counter(
+            "vipps_proxy_idempotent_retries",
+            "Retries: the same idempotency key with the same body, sent again.",
+            ["api", "operation"],
+            registry=registry,
+        )
+        self.payments_unpolled = Counter(
+            "vipps_proxy_payments_unpolled",
+            "Payments created through the proxy whose status was never polled within the window.",
+            ["api"],
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "vipps_proxy_in_flight_requests",
             "Requests being handled right now.",
@@ -98,3 +128,26 @@ class ProxyMetrics:
                 return "other"
             self._error_codes_seen.add(code)
         return code
+
+
+class StateCollector(Collector):
+    """Size and evictions of the payment-audit state, read from the stores at scrape time."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, StoreStats]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        entries = GaugeMetricFamily(
+            "vipps_proxy_state_entries", "Entries held per payment-audit store.", labels=["store"]
+        )
+        evictions = CounterMetricFamily(
+            "vipps_proxy_state_evictions",
+            "Entries dropped per store: by the size cap (oldest first) or by expiry.",
+            labels=["store", "reason"],
+        )
+        for store, stats in self._stats().items():
+            entries.add_metric([store], stats.entries)
+            evictions.add_metric([store, "cap"], stats.evicted_by_cap)
+            evictions.add_metric([store, "expiry"], stats.evicted_by_expiry)
+        yield entries
+        yield evictions
