@@ -56,11 +56,12 @@ def render_error(
     """Render an error in the shape of `operation`'s API (RFC 7807 for anything unknown)."""
     api = operation.api
     if api == "ecom":
+        limited = status == 429  # eCom's own code for it: VippsError 98, too many requests
         items: list[JsonValue] = [
             {
-                "errorGroup": "InvalidRequest",
+                "errorGroup": "VippsError" if limited else "InvalidRequest",
                 # eCom: "for InvalidRequest the field name will be the error code".
-                "errorCode": f.field,
+                "errorCode": "98" if limited else f.field,
                 "errorMessage": _reason(f),
                 "contextId": trace_id,
             }

@@ -50,6 +50,10 @@ class Exchange:
     retry_after: str | None = None
 
 
+def _noteworthy(verdict: Verdict) -> bool:
+    return any(d.outcome is not Outcome.REPORTED for d in verdict.decisions)
+
+
 def _parse_json(answer: UpstreamResponse) -> JsonValue:
     """Vipps' answer as JSON, or None when it is empty or not JSON."""
     if not answer.body:
@@ -263,6 +267,11 @@ class ProxyHandler:
                 m.rule_errors.labels(failure.rule).inc()
 
         level = level_for_status(status)
+        if level == "info" and verdict is not None and verdict.failures:
+            level = "error"
+        elif level == "info" and verdict is not None and _noteworthy(verdict):
+            # A forwarded request with findings is worth reading even when Vipps said yes.
+            level = "warning"
         if not self._audit.enabled(level):
             return
         record: Record = {

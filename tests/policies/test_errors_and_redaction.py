@@ -132,3 +132,13 @@ def test_query_secrets_are_redacted() -> None:
         "code=abc&state=x&client_id=id"
     ) == f"code={REDACTED}&state=x&client_id={REDACTED}".replace("[", "%5B").replace("]", "%5D")
     assert redact_query("") == ""
+
+
+def test_ecom_rate_limit_uses_ecom_code_98() -> None:
+    """A local 429 for eCom carries eCom's own VippsError 98, as Vipps' would."""
+    limited = Finding("rate_limit.exceeded", Source.PATH, "orderId", "too many", "wait", status=429)
+    doc = render_block(find("ecom", "capture_payment"), [limited], instance="/p", trace_id="t")
+    assert doc.status == 429
+    assert isinstance(doc.body, list)
+    assert isinstance(doc.body[0], dict)
+    assert (doc.body[0]["errorGroup"], doc.body[0]["errorCode"]) == ("VippsError", "98")
