@@ -226,10 +226,11 @@ async def serve(settings: Settings, state: ProxyState | None = None) -> None:
         shutdown_timeout=settings.shutdown_grace_seconds,
         handle_signals=False,
     )
-    await admin_runner.setup()
-    await web.TCPSite(admin_runner, settings.admin_host, settings.admin_port).start()
+    # The proxy listens before the admin port answers, so a passing probe means it is serving.
     await proxy_runner.setup()
     await web.TCPSite(proxy_runner, settings.listen_host, settings.listen_port).start()
+    await admin_runner.setup()
+    await web.TCPSite(admin_runner, settings.admin_host, settings.admin_port).start()
     lifecycle.ready = True
     state.audit.write(
         "info",
