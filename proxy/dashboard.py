@@ -84,7 +84,7 @@ def _worst_rule(record: Mapping[str, Any]) -> str | None:
 def classify(event: str, record: Mapping[str, Any]) -> tuple[str, str]:
     """The kind of problem (for the badge) and the code that names its group."""
     if event != "request":
-        return "event", event
+        return "event", str(record.get("rule") or event)
     outcome = record.get("outcome")
     status = record.get("status")
     rule = _worst_rule(record)
