@@ -8,7 +8,6 @@ seconds of page time and then hands back the DOM (or a screenshot) as the script
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import struct
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from proxy.app import create_admin_app
+from tests.binaries import require_binary
 from tests.conftest import AiohttpServer, ProxyFactory
 from tests.proxy.test_dashboard import THIRTEEN, RefusesThirteen
 from tests.standin import Reply
@@ -55,15 +55,6 @@ CAPTURE_ERROR = orjson.dumps(
 OPENED_GROUP = "epayment|capture_payment|400|6080"
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is not installed (apt-get install chromium)")
-        pytest.skip("chromium is not installed")
-    return found
-
-
 async def run_chromium(browser: str, profile: Path, *args: str) -> bytes:
     """Run headless Chromium to completion and return its standard output."""
     process = await asyncio.create_subprocess_exec(
@@ -94,7 +85,7 @@ async def test_dashboard_renders_groups_and_updates_live(
     make_proxy: ProxyFactory, aiohttp_server: AiohttpServer, tmp_path: Path
 ) -> None:
     """Chromium shows each group with its count, escapes echoed HTML, and picks up new records."""
-    browser = chromium()
+    browser = require_binary("chromium")
     proxy = await make_proxy(rules=[RefusesThirteen()], upstream_timeout_seconds=0.2)
     admin = create_admin_app(proxy.state)
     polls = 0
