@@ -394,3 +394,50 @@ class SystemHeaders:
                 "(required for plugins and partners)",
                 advisory=True,
             )
+
+
+# Headers that carry one value; a second copy (perhaps spelt in another case) would let the
+# rules judge one value while Vipps reads another.
+SINGLE_VALUE_HEADERS = (
+    "Authorization",
+    "Ocp-Apim-Subscription-Key",
+    "Merchant-Serial-Number",
+    "Idempotency-Key",
+    "X-Request-Id",
+    "client_id",
+    "client_secret",
+    "Content-Type",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SingleValueHeaders:
+    """A header that carries one value is sent once.
+
+    Two `Merchant-Serial-Number` or `Authorization` lines (say, `Merchant-Serial-Number` and
+    `merchant-serial-number`) leave it to each HTTP stack which one counts: the proxy would check
+    one value and Vipps could act on the other. HTTP allows repeating only list-valued headers
+    (RFC 9110 §5.3); none of these is one.
+    """
+
+    code = "header.repeated"
+    default_action = Action.BLOCK
+    can_repair = False
+    summary = "single-value headers (Authorization, MSN, Idempotency-Key, ...) are sent once"
+
+    def applies_to(self, operation: Operation) -> bool:
+        return True
+
+    def check(self, request: AuditedRequest) -> Iterator[Finding]:
+        repeated = request.headers.repeated
+        if not repeated:
+            return
+        for name in SINGLE_VALUE_HEADERS:
+            if name.lower() in repeated:
+                yield Finding(
+                    self.code,
+                    Source.HEADER,
+                    name,
+                    "is sent more than once (names are case-insensitive)",
+                    "the header exactly once",
+                )

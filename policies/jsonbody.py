@@ -9,6 +9,7 @@ disagree on which duplicate wins would let a bad amount through).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeAlias
@@ -109,7 +110,30 @@ def parse_body(raw: bytes) -> JsonBody:
         )
     except RecursionError:
         return JsonBody(error="body is nested too deeply to be a Vipps request")
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        return JsonBody(error="body has a \\u escape of an unpaired UTF-16 surrogate (RFC 7493)")
     return JsonBody(value=value, duplicate_keys=tuple(_find_duplicates(value, ())))
+
+
+# Only bodies that spell a surrogate escape need the (slower) search for an unpaired one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: JsonValue) -> bool:
+    stack: list[JsonValue] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _find_duplicates(value: JsonValue, at: Path) -> list[Path]:

@@ -69,13 +69,20 @@ class Headers(Mapping[str, str]):
     exactly as sent.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "repeated")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         items: dict[str, str] = {}
+        repeated: set[str] = set()
         for name, value in pairs:
-            items.setdefault(name.lower(), value)
+            low = name.lower()
+            if low in items:
+                repeated.add(low)
+            else:
+                items[low] = value
         self._items = items
+        # Names sent more than once (in any spelling): the rules judge only the first value.
+        self.repeated = frozenset(repeated)
 
     def __getitem__(self, name: str) -> str:
         return self._items[name.lower()]

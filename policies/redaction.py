@@ -7,6 +7,7 @@ APIs) and by pattern in free text, so an error message that echoes a phone numbe
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from policies.jsonbody import JsonValue
@@ -95,3 +96,22 @@ def redact_query(query: str) -> str:
     return urlencode(
         [(k, REDACTED if k.lower() in SECRET_FIELDS else mask_text(v)) for k, v in pairs]
     )
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` with each of this request's own secret values replaced, wherever they appear."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def scrub_record(value: Any, secrets: tuple[str, ...]) -> Any:
+    """A copy of a log record with the secrets scrubbed from every string in it."""
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, dict):
+        return {k: scrub_record(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_record(v, secrets) for v in value]
+    return value

@@ -23,7 +23,7 @@ from policies.body_shape import (
     RequiredFields,
 )
 from policies.express import ExplicitCheckoutFlow
-from policies.headers import HeaderFormat, RequiredHeaders, SystemHeaders
+from policies.headers import HeaderFormat, RequiredHeaders, SingleValueHeaders, SystemHeaders
 from policies.model import Rule
 from policies.phones import PhoneNumberFormat, PhoneNumberRecognised
 from policies.references import ReferenceFormat, ReferenceMismatch
@@ -55,6 +55,7 @@ def default_rules(options: RuleOptions | None = None) -> tuple[Rule, ...]:
         PhoneNumberRecognised(options.phone_default_region),
         RequiredHeaders(),
         HeaderFormat(),
+        SingleValueHeaders(),
         SystemHeaders(),
         ReferenceFormat(),
         ReferenceMismatch(),

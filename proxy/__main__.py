@@ -8,7 +8,7 @@ import sys
 
 from policies.engine import PolicyConfigError
 from proxy.app import build_state, process_registry, serve
-from proxy.audit import AuditLog, stdout_sink
+from proxy.audit import quiet_server_logs
 from proxy.config import ConfigError, load_settings, unknown_variables
 
 
@@ -30,7 +30,8 @@ def main() -> int:
         name = "VIPPS_PROXY_RULE_ACTIONS: " if isinstance(exc, PolicyConfigError) else ""
         print(f"vipps-audit-proxy: invalid configuration: {name}{exc}", file=sys.stderr)
         return 2
-    audit = AuditLog(stdout_sink, settings.log_level)
+    audit = state.audit
+    quiet_server_logs(audit)
     for note in unknown_variables(os.environ):
         audit.write("warning", "unknown_setting", {"variable": note})
     _run_loop(serve(settings, state))

@@ -137,7 +137,10 @@ def create_app(settings: Settings, state: ProxyState | None = None) -> web.Appli
     """The proxy application: every method and path is handled by ProxyHandler."""
     state = state if state is not None else build_state(settings)
     # Room for the body limit plus headers; the handler turns an overflow into a clear 413.
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    # auto_decompress off: a compressed body is forwarded as sent and decoded only for the rules.
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, handler_args={"auto_decompress": False}
+    )
     app[STATE] = state
     handler = ProxyHandler(
         state.engine,
@@ -146,6 +149,7 @@ def create_app(settings: Settings, state: ProxyState | None = None) -> web.Appli
         state.audit,
         state.payments,
         log_body_max_bytes=settings.log_body_max_bytes,
+        max_body_bytes=settings.max_body_bytes,
     )
     app.router.add_route("*", "/{tail:.*}", handler.handle)
 

@@ -8,6 +8,7 @@ read records instead of stdout.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -24,6 +25,32 @@ Sink = Callable[[bytes], None]
 Record = dict[str, Any]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+class ServerLogHandler(logging.Handler):
+    """Turns aiohttp's own log records into audit lines naming only the error's class.
+
+    aiohttp logs every request its HTTP parser refuses with an excerpt of the raw bytes, which
+    can hold a token or a phone number; the excerpt must never reach stderr or the log.
+    """
+
+    def __init__(self, audit: AuditLog) -> None:
+        super().__init__(logging.WARNING)
+        self._audit = audit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else None
+        self._audit.write(
+            "warning", "http_server_error", {"logger": record.name, "error": error or "unknown"}
+        )
+
+
+def quiet_server_logs(audit: AuditLog) -> None:
+    """Route aiohttp's and asyncio's loggers into redacted audit lines (none to stderr)."""
+    for name in ("aiohttp", "asyncio"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [ServerLogHandler(audit)]
+        logger.propagate = False
 
 
 def stdout_sink(line: bytes) -> None:

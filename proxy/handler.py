@@ -19,13 +19,21 @@ from policies.engine import PolicyEngine
 from policies.errors import ErrorDocument, render_block, vipps_error_code, vipps_trace_id
 from policies.jsonbody import JsonValue
 from policies.model import AuditedRequest, Headers, Outcome, Verdict, audited_request
-from policies.operations import UNKNOWN, Operation
+from policies.operations import UNKNOWN, Operation, identify
 from policies.payment_audit import PaymentAudit
 from policies.ratelimit import RATE_LIMIT_RULE
-from policies.redaction import mask_text, redact_query
+from policies.redaction import mask_text, redact_query, scrub, scrub_record
 from proxy.audit import AuditLog, Record, error_body, finding_records, level_for_status
+from proxy.content_coding import decode_body, encode_body
 from proxy.metrics import ProxyMetrics
-from proxy.problem import BadRequest, BodyTooLarge, ProxyError, UpstreamError, render_problem
+from proxy.problem import (
+    BadRequest,
+    BodyTooLarge,
+    ClientClosed,
+    ProxyError,
+    UpstreamError,
+    render_problem,
+)
 from proxy.upstream import Upstream, UpstreamResponse, end_to_end
 
 FINDINGS_HEADER = "Audit-Proxy-Findings"
@@ -48,6 +56,40 @@ class Exchange:
     vipps_error_code: str | None = None
     upstream_reason: str | None = None
     retry_after: str | None = None
+    # This request's own credentials, scrubbed from anything logged about it.
+    secrets: tuple[str, ...] = ()
+
+
+def _decode_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[str, str]]:
+    """Header names and values as text; a value that is not UTF-8 cannot be forwarded as sent."""
+    headers = []
+    for name, value in raw:
+        key = name.decode("latin-1")
+        try:
+            headers.append((key, value.decode("utf-8")))
+        except UnicodeDecodeError:
+            # aiohttp's client writes header values as UTF-8, so other bytes would change.
+            raise BadRequest(f"the value of header {key} is not valid UTF-8") from None
+    return headers
+
+
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "ocp-apim-subscription-key", "client_id", "client_secret", "cookie"}
+)
+
+
+def _credentials(headers: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The request's secret header values (and the token part of Authorization)."""
+    found: list[str] = []
+    for name, value in headers:
+        if name.lower() in _CREDENTIAL_HEADERS:
+            found.append(value)
+            found.extend(value.split(None, 1)[1:])
+    return tuple(v for v in found if len(v) >= 8)
+
+
+def _catalogued(method: str, path: str) -> bool:
+    return identify(method, path).operation is not UNKNOWN
 
 
 def _noteworthy(verdict: Verdict) -> bool:
@@ -81,6 +123,7 @@ class ProxyHandler:
         payments: PaymentAudit,
         *,
         log_body_max_bytes: int,
+        max_body_bytes: int,
     ) -> None:
         self._engine = engine
         self._upstream = upstream
@@ -88,6 +131,7 @@ class ProxyHandler:
         self._audit = audit
         self._payments = payments
         self._log_body_max = log_body_max_bytes
+        self._max_body = max_body_bytes
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -115,8 +159,11 @@ class ProxyHandler:
                 exchange,
                 path,
             )
+            detail = scrub(mask_text(str(exc)[:300]), exchange.secrets)
             self._audit.write(
-                "error", "proxy_exception", {"request_id": request_id, "exception": repr(exc)[:500]}
+                "error",
+                "proxy_exception",
+                {"request_id": request_id, "exception": type(exc).__name__, "detail": detail},
             )
         finally:
             self._metrics.in_flight.dec()
@@ -132,6 +179,8 @@ class ProxyHandler:
                 "only origin-form targets (/path?query) are proxied,"
                 " and only to the configured Vipps host"
             )
+        raw_headers = _decode_headers(request.raw_headers)
+        exchange.secrets = _credentials(raw_headers)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -139,14 +188,30 @@ class ProxyHandler:
                 f"the body is larger than the limit of {request.client_max_size} bytes"
                 " (VIPPS_PROXY_MAX_BODY_BYTES)"
             ) from None
-        raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
-        audited = audited_request(request.method, path, Headers(raw_headers), body, query)
+        except (ConnectionError, web.RequestPayloadError) as exc:
+            if request.transport is None or request.transport.is_closing():
+                raise ClientClosed(
+                    "the client closed the connection before sending the whole body"
+                ) from None
+            raise BadRequest(f"the request body could not be read: {type(exc).__name__}") from None
+        headers = Headers(raw_headers)
+        encoding = headers.get("Content-Encoding", "")
+        judged = body
+        if (
+            body
+            and encoding
+            and encoding.lower() != "identity"
+            and _catalogued(request.method, path)
+        ):
+            # The rules judge the decoded body; the bytes as sent are what is forwarded.
+            judged = decode_body(body, encoding, self._max_body)
+        audited = audited_request(request.method, path, headers, judged, query)
         exchange.operation = audited.operation
         verdict = self._engine.evaluate(audited)
         exchange.verdict = verdict
         if verdict.blocked:
             return self._block_response(audited, verdict, exchange)
-        return await self._forward(audited, verdict, exchange, raw_target, raw_headers)
+        return await self._forward(audited, verdict, exchange, raw_target, raw_headers, body)
 
     def _block_response(
         self, audited: AuditedRequest, verdict: Verdict, exchange: Exchange
@@ -178,8 +243,15 @@ class ProxyHandler:
         exchange: Exchange,
         raw_target: str,
         raw_headers: list[tuple[str, str]],
+        sent_body: bytes,
     ) -> web.Response:
-        body = verdict.body if verdict.body is not None else audited.body
+        if verdict.body is None:
+            body = sent_body
+        elif sent_body is audited.body:
+            body = verdict.body
+        else:
+            # A repair of a compressed body is sent compressed again, in the same coding.
+            body = encode_body(verdict.body, audited.headers.get("Content-Encoding") or "")
         catalogued = audited.operation is not UNKNOWN
         if catalogued:
             self._payments.record_forwarded(audited)
@@ -240,6 +312,8 @@ class ProxyHandler:
         status = response.status
         if exchange.upstream_reason is not None:
             outcome = "upstream_error"
+        elif status == ClientClosed.status:
+            outcome = "client_closed"
         elif exchange.upstream_seconds is None:
             outcome = "blocked"
         else:
@@ -277,7 +351,7 @@ class ProxyHandler:
         record: Record = {
             "request_id": exchange.request_id,
             "method": exchange.method,
-            "path": path,
+            "path": mask_text(path),
             "api": api,
             "operation": name,
             "status": status,
@@ -302,7 +376,7 @@ class ProxyHandler:
                 record["repaired"] = True
             if verdict.failures:
                 record["rule_errors"] = [
-                    {"rule": f.rule, "error": f.error} for f in verdict.failures
+                    {"rule": f.rule, "error": mask_text(f.error)} for f in verdict.failures
                 ]
         if status >= 400 and isinstance(response, web.Response):
             record["error_body"] = error_body(
@@ -310,4 +384,6 @@ class ProxyHandler:
                 response.content_type,
                 self._log_body_max,
             )
+        if exchange.secrets and ("error_body" in record or "rule_errors" in record):
+            record = scrub_record(record, exchange.secrets)
         self._audit.write(level, "request", record)

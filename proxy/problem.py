@@ -38,6 +38,22 @@ class BodyTooLarge(ProxyError):
     title = "Request body too large"
 
 
+class ClientClosed(ProxyError):
+    """The client went away mid-request; 499 as nginx records it (the client never sees it)."""
+
+    status = 499
+    slug = "client-closed-request"
+    title = "The client closed the connection"
+
+
+class UnsupportedEncoding(ProxyError):
+    """A Content-Encoding the proxy cannot decode to judge the body."""
+
+    status = 415
+    slug = "unsupported-content-encoding"
+    title = "Unsupported Content-Encoding"
+
+
 class UpstreamError(ProxyError):
     """No usable HTTP response from Vipps; `reason` is the bounded metric label."""
 

@@ -1,9 +1,9 @@
 """The connection to Vipps: one pooled aiohttp ClientSession, and the only module that
 translates aiohttp's client errors into the proxy's own (like httpx's transport layer).
 
-Requests are never retried here. aiohttp itself re-sends only idempotent methods (GET, PUT,
-DELETE, ...) when a kept-alive connection turns out closed before any response, as RFC 9112
-allows; a POST is never sent twice.
+Requests are never retried here. aiohttp itself re-sends an idempotent method (GET, PUT,
+DELETE, ...) once when the connection closes before any response, as RFC 9112 allows; a POST
+or PATCH is never sent twice.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class Upstream:
                 method,
                 # encoded=True: the path and query go out exactly as received (no re-quoting).
                 URL(self._base + target, encoded=True),
-                headers=CIMultiDict(headers),
+                headers=_one_spelling(headers),
                 data=body if body or may_have_arrived else None,
                 allow_redirects=False,
                 compress=False,
@@ -181,6 +181,16 @@ class Upstream:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _one_spelling(headers: list[tuple[str, str]]) -> CIMultiDict[str]:
+    """Headers with every copy of a name spelt as its first copy.
+
+    aiohttp's client tells repeated names apart case-sensitively, so `X-A: 1` then `x-a: 2`
+    would leave only the second; under one spelling both copies go out.
+    """
+    first: dict[str, str] = {}
+    return CIMultiDict((first.setdefault(name.lower(), name), value) for name, value in headers)
 
 
 def _arrival_note(may_have_arrived: bool) -> str:

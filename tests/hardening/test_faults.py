@@ -295,12 +295,6 @@ async def test_client_hanging_up_mid_body_forwards_nothing(
     assert (await post(proxy.port)).status == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a client that hangs up mid-body makes request.read() raise ConnectionResetError; "
-    "the handler logs it as proxy_exception and counts a 500 (outcome blocked), so client "
-    "aborts page whoever watches the proxy's 5xx rate",
-)
 async def test_client_hanging_up_mid_body_is_not_a_proxy_error(serve_proxy: ServeProxy) -> None:
     """A client abort is no 5xx in the metrics and no error-level proxy_exception in the log."""
     proxy = await serve_proxy()

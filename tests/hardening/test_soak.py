@@ -264,12 +264,6 @@ def sidecar_memory_limit_mib() -> int:
     raise AssertionError("no vipps-audit-proxy container")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the payment-audit stores hold 100 000 entries each by default, about 200 MiB when "
-    "full, while the sidecar's memory limit is 128Mi: a busy proxy is OOM-killed (in-flight "
-    "payment calls dropped, state lost) before its caps ever evict anything",
-)
 async def test_payment_state_at_its_default_cap_fits_the_sidecar_memory(figures: Figures) -> None:
     """Idle memory plus the state at VIPPS_PROXY_STATE_MAX_ENTRIES fits the deployment's limit.
 
