@@ -226,6 +226,9 @@ def describe_credentials(value: str) -> str:
     return f"{shown} and {len(rest)} more characters"
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
 def _bearer_problem(value: str) -> str | None:
     """What is wrong with an Authorization value that should be `Bearer <token>` (None if fine)."""
     parts = value.split(None, 1)
@@ -241,7 +244,7 @@ def _bearer_problem(value: str) -> str | None:
     token = parts[1].strip()
     if token.split(None, 1)[0].lower() == "bearer":
         return "has the word Bearer twice"
-    if any(ch.isspace() for ch in token):
+    if _WHITESPACE.search(token):
         return "has whitespace inside the token"
     return None
 

@@ -13,6 +13,7 @@ tells other modules (the audit log) which body fields of which operation hold on
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -236,9 +237,7 @@ def _possible(number: PhoneNumber | None) -> bool:
 
 def _read(value: JsonValue, fmt: PhoneFormat, regions: tuple[str, ...]) -> _Reading:
     if isinstance(value, str):
-        if fmt.fits.fullmatch(value):
-            return _Reading(_read_fitting(value), fits=True)
-        return _read_notation(value, fmt, regions)
+        return _read_text(value, fmt, regions)
     if isinstance(value, int) and not isinstance(value, bool) and fmt.fits.fullmatch(str(value)):
         # Only the JSON type is wrong: the same digits as a string mean the same number.
         problem = "is a JSON number, but the API takes phone numbers as strings"
@@ -246,6 +245,20 @@ def _read(value: JsonValue, fmt: PhoneFormat, regions: tuple[str, ...]) -> _Read
     numeric = isinstance(value, int | Decimal) and not isinstance(value, bool)
     kind = "number" if numeric else describe_value(value)
     return _Reading(problem=f"is a JSON {kind}, but the API takes phone numbers as strings")
+
+
+# Parsing is the costliest step of any rule, and both phone rules read the same value: keep
+# recent readings (a reading is immutable once made).
+@functools.lru_cache(maxsize=2048)
+def _read_text(value: str, fmt: PhoneFormat, regions: tuple[str, ...]) -> _Reading:
+    if fmt.fits.fullmatch(value):
+        return _Reading(_read_fitting(value), fits=True)
+    return _read_notation(value, fmt, regions)
+
+
+@functools.lru_cache(maxsize=2048)
+def _valid(reading: _Reading) -> bool:
+    return reading.number is not None and phonenumbers.is_valid_number(reading.number)
 
 
 def _read_fitting(digits: str) -> PhoneNumber | None:
@@ -428,7 +441,7 @@ class PhoneNumberRecognised:
         for field, value, reading in _readings(request, self.default_region):
             if not reading.fits and reading.repair is None:
                 continue
-            if reading.number is not None and phonenumbers.is_valid_number(reading.number):
+            if _valid(reading):
                 continue
             yield Finding(
                 rule=self.code,
