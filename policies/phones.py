@@ -256,7 +256,6 @@ def _read_text(value: str, fmt: PhoneFormat, regions: tuple[str, ...]) -> _Readi
     return _read_notation(value, fmt, regions)
 
 
-@functools.lru_cache(maxsize=2048)
 def _valid(reading: _Reading) -> bool:
     return reading.number is not None and phonenumbers.is_valid_number(reading.number)
 
