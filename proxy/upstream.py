@@ -9,6 +9,7 @@ or PATCH is never sent twice.
 from __future__ import annotations
 
 import ssl
+import urllib.request
 from dataclasses import dataclass
 
 import aiohttp
@@ -69,8 +70,10 @@ class Upstream:
         self._base = settings.upstream_base
         self._max_response = settings.max_response_bytes
         self._session: aiohttp.ClientSession | None = None
+        self._proxy: str | None = None
 
     async def start(self) -> None:
+        self._proxy = egress_proxy(self._base)
         ssl_context = ssl.create_default_context(
             cafile=str(self._settings.upstream_ca_bundle)
             if self._settings.upstream_ca_bundle
@@ -83,10 +86,12 @@ class Upstream:
                 connect=self._settings.upstream_connect_timeout_seconds,
             ),
             # Compressed bodies pass through as they are; cookies are never kept between
-            # requests of different callers; HTTPS_PROXY / NO_PROXY are honoured.
+            # requests of different callers. trust_env stays off: it would look up ~/.netrc
+            # and the proxy variables in a thread on every request; the egress proxy is
+            # resolved once, at start-up, instead.
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=True,
+            trust_env=False,
             skip_auto_headers=_SKIP_AUTO_HEADERS,
         )
 
@@ -111,6 +116,7 @@ class Upstream:
                 data=body if body or may_have_arrived else None,
                 allow_redirects=False,
                 compress=False,
+                proxy=self._proxy,
             ) as response:
                 data = await self._read_body(response)
                 raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
@@ -181,6 +187,15 @@ class Upstream:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def egress_proxy(base_url: str) -> str | None:
+    """The forward proxy for the upstream from HTTPS_PROXY / HTTP_PROXY, unless NO_PROXY says no."""
+    url = URL(base_url)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if not proxy or (url.host and urllib.request.proxy_bypass(url.host)):
+        return None
+    return proxy
 
 
 def _one_spelling(headers: list[tuple[str, str]]) -> CIMultiDict[str]:

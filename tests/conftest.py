@@ -62,6 +62,20 @@ class Proxy:
         return 0.0 if value is None else value
 
 
+@pytest.fixture(autouse=True)
+def no_egress_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback tests talk to loopback: a forward proxy set for the machine is not used."""
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def standin() -> StandIn:
     return StandIn()

@@ -7,11 +7,13 @@ import socket
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from proxy.app import build_state, create_app
 from proxy.config import Settings
+from proxy.upstream import egress_proxy
 from tests.conftest import MERCHANT_HEADERS, AiohttpClient, AiohttpServer, LogLines
 from tests.samples import EPAYMENT_CAPTURE, EPAYMENT_REFUND
 from tests.standin import Reply, StandIn
@@ -130,3 +132,35 @@ async def test_proxy_recovers_when_upstream_comes_back(
     await aiohttp_server(StandIn().app(), host="127.0.0.1", port=port)
     async with client.get("/x") as resp:
         assert resp.status == 200
+
+
+async def test_egress_proxy_from_the_environment_is_used(
+    aiohttp_client: AiohttpClient,
+    aiohttp_server: AiohttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With HTTP_PROXY set, requests to the upstream go through that forward proxy."""
+    seen: list[str] = []
+
+    async def forward_proxy(request: web.Request) -> web.Response:
+        seen.append(str(request.url))
+        return web.Response(status=200, body=b'{"via":"proxy"}')
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward_proxy)
+    egress = await aiohttp_server(app, host="127.0.0.1")
+    monkeypatch.setenv("HTTP_PROXY", str(egress.make_url("/")))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    client, _, _ = await start_proxy(aiohttp_client, "http://vipps.invalid:8080")
+    async with client.get("/epayment/v1/payments/order-123456") as resp:
+        assert await resp.read() == b'{"via":"proxy"}'
+    assert seen == ["http://vipps.invalid:8080/epayment/v1/payments/order-123456"]
+
+
+def test_no_proxy_excludes_the_upstream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_PROXY naming the upstream host means a direct connection."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "api.vipps.no")
+    assert egress_proxy("https://api.vipps.no") is None
+    assert egress_proxy("https://apitest.vipps.no") == "http://127.0.0.1:3128"
