@@ -7,7 +7,7 @@ rate. Peak RSS is the process's VmHWM at the end of its row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.bench.load import LoadResult
 
@@ -82,10 +82,22 @@ class Soak:
     log_bytes: int
     other_cores: float
     allocations: str | None = None
+    rss_samples: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return self.load.requests >= self.requested
+
+    def trajectory(self) -> str:
+        """VmRSS at each quarter of the soak: a plateau or a steady climb."""
+        if not self.rss_samples:
+            return ""
+        last = len(self.rss_samples) - 1
+        picks = sorted({round(last * q / 4) for q in range(1, 5)})
+        points = ", ".join(
+            f"{self.rss_samples[i][1]:.1f} MB at {self.rss_samples[i][0]:.0f} s" for i in picks
+        )
+        return f"\n  RSS over the soak: {points}"
 
     def describe(self) -> str:
         short = "" if self.complete else f" (time limit reached: {self.requested:,} were asked)"
@@ -94,6 +106,7 @@ class Soak:
             f" row-4 process at {self.load.rps:,.0f} req/s: peak RSS {self.peak_rss_mb:.1f} MB"
             f" (RSS {self.rss_start_mb:.1f} MB at start, {self.rss_end_mb:.1f} MB at the end);"
             f" audit log {self.log_bytes / 1e6:.0f} MB; statuses {self.load.statuses}"
+            + self.trajectory()
         )
 
     def as_json(self) -> dict[str, object]:
@@ -107,6 +120,7 @@ class Soak:
             "audit_log_bytes": self.log_bytes,
             "other_processes_cores": round(self.other_cores, 3),
             "tracemalloc": self.allocations,
+            "rss_samples_s_mb": self.rss_samples,
         }
 
 

@@ -33,6 +33,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "tests" / "bench" / "results"
 # Other processes using this much CPU (in cores) during a phase make its figures suspect.
 NOISE_WARNING_CORES = 0.1
+SOAK_SAMPLE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -192,15 +194,23 @@ def soak(setup: Setup, plan: Plan, uvloop: bool, trace: bool) -> Soak:
     )
     before = memory_mb(child.pid)
     meter = CpuMeter([setup.upstream.pid, child.pid])
-    result = run_wrk(
-        url,
-        seconds=plan.soak_max_s,
-        connections=plan.saturation_connections,
-        max_requests=plan.soak_requests,
-        tag="soak",
-        workdir=setup.workdir,
-        cpu=setup.load_cpu,
-    )
+    samples: list[tuple[float, float]] = []
+    done = threading.Event()
+    sampler = threading.Thread(target=_sample_rss, args=(child.pid, samples, done), daemon=True)
+    sampler.start()
+    try:
+        result = run_wrk(
+            url,
+            seconds=plan.soak_max_s,
+            connections=plan.saturation_connections,
+            max_requests=plan.soak_requests,
+            tag="soak",
+            workdir=setup.workdir,
+            cpu=setup.load_cpu,
+        )
+    finally:
+        done.set()
+        sampler.join()
     other = meter.other_cores()
     child.check_alive()
     after = memory_mb(child.pid)
@@ -216,7 +226,18 @@ def soak(setup: Setup, plan: Plan, uvloop: bool, trace: bool) -> Soak:
         log_bytes,
         other,
         allocations,
+        samples,
     )
+
+
+def _sample_rss(pid: int, samples: list[tuple[float, float]], done: threading.Event) -> None:
+    """Append (seconds since start, VmRSS MB) every few seconds until `done` is set."""
+    started = time.monotonic()
+    while not done.wait(SOAK_SAMPLE_SECONDS):
+        try:
+            samples.append((round(time.monotonic() - started, 1), memory_mb(pid)["VmRSS"]))
+        except (OSError, KeyError):
+            return
 
 
 def _read_tracemalloc(child: Child, path: Path, timeout: float = 120.0) -> str:
