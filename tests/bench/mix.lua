@@ -2,7 +2,8 @@
 --
 -- Every request carries the headers a real integration sends (Bearer token, subscription key,
 -- Merchant-Serial-Number, an Idempotency-Key unique across runs, the Vipps-System-* headers)
--- and its own reference, made from the run tag and a counter, so no two requests share one. In every 20 requests:
+-- and its own reference, made from the run tag and a counter, so no two requests share one;
+-- phone numbers differ per request too. In every 20 requests:
 --   6 ePayment create with a receipt, 5 GET payment, 3 capture, 2 refund, 2 eCom initiate,
 --   and 2 that the default policies are meant to block (10 %): an amount of 49900.0000001,
 --   then alternately an eCom phone number "abc" and a 7-character ePayment reference.
@@ -91,6 +92,12 @@ local function write_headers()
    })
 end
 
+-- Seven digits that change with every request: each customer has their own phone number, so
+-- no cache of parsed numbers sees the same one twice in a run (9xxxxxxx is a Norwegian mobile).
+local function subscriber()
+   return string.format("%07d", (counter * 7919) % 10000000)
+end
+
 local receipt = '"receipt":{"orderLines":['
    .. '{"name":"Wool socks","id":"sku-1001","totalAmount":39900,"totalAmountExcludingTax":31920,'
    .. '"totalTaxAmount":7980,"taxRate":2500,"unitInfo":{"unitPrice":19950,"quantity":"2",'
@@ -102,7 +109,7 @@ local receipt = '"receipt":{"orderLines":['
 
 local function create_payment(reference, amount)
    local body = '{"amount":{"currency":"NOK","value":' .. amount .. '},'
-      .. '"paymentMethod":{"type":"WALLET"},"customer":{"phoneNumber":"4791234567"},'
+      .. '"paymentMethod":{"type":"WALLET"},"customer":{"phoneNumber":"479' .. subscriber() .. '"},'
       .. '"reference":"' .. reference .. '",'
       .. '"returnUrl":"https://shop.example.com/vipps/return?reference=' .. reference .. '",'
       .. '"userFlow":"WEB_REDIRECT","paymentDescription":"Two pairs of wool socks",'
@@ -152,7 +159,7 @@ function request()
    elseif kind == "refund" then
       return modify_payment(reference, "refund")
    elseif kind == "ecom" then
-      return initiate_ecom(reference, "91234567")
+      return initiate_ecom(reference, "9" .. subscriber())
    elseif kind == "blocked_amount" then
       return create_payment(reference, "49900.0000001")
    elseif counter % 40 == 0 then

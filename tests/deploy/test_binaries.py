@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.conftest import require_binary
+from tests.binaries import require_binary
 
 
 def test_present_binary_is_found() -> None:
