@@ -22,7 +22,7 @@ from policies.model import AuditedRequest, Headers, Outcome, Verdict, audited_re
 from policies.operations import UNKNOWN, Operation, identify
 from policies.payment_audit import PaymentAudit
 from policies.ratelimit import RATE_LIMIT_RULE
-from policies.redaction import mask_text, redact_query, scrub, scrub_record
+from policies.redaction import SECRET_FIELDS, mask_text, redact_query, scrub, scrub_record
 from proxy.audit import AuditLog, Record, error_body, finding_records, level_for_status
 from proxy.content_coding import decode_body, encode_body
 from proxy.metrics import ProxyMetrics
@@ -73,16 +73,11 @@ def _decode_headers(raw: tuple[tuple[bytes, bytes], ...]) -> list[tuple[str, str
     return headers
 
 
-_CREDENTIAL_HEADERS = frozenset(
-    {"authorization", "ocp-apim-subscription-key", "client_id", "client_secret", "cookie"}
-)
-
-
 def _credentials(headers: list[tuple[str, str]]) -> tuple[str, ...]:
     """The request's secret header values (and the token part of Authorization)."""
     found: list[str] = []
     for name, value in headers:
-        if name.lower() in _CREDENTIAL_HEADERS:
+        if name.lower() in SECRET_FIELDS:
             found.append(value)
             found.extend(value.split(None, 1)[1:])
     return tuple(v for v in found if len(v) >= 8)
