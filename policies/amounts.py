@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
-from policies.jsonbody import JsonValue, Path, encode_value, format_path, walk
+from policies.jsonbody import JsonValue, Path, encode_value, format_path
 from policies.model import Action, AuditedRequest, Finding, Repair, Source, describe_value
 from policies.money_fields import (
     CURRENCY_FIELDS,
@@ -278,11 +278,10 @@ class CurrencyAllowed:
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
         policy = _CURRENCY_POLICIES.get(request.api)
-        body = request.field(())
-        if policy is None or body is None:
+        if policy is None:
             return
         for pattern in CURRENCY_FIELDS.get(request.operation.key, ()):
-            for at, value in walk(body, pattern):
+            for at, value in request.json.walk(pattern):
                 finding = self._judge(policy, request, at, value)
                 if finding is not None:
                     yield finding

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from policies.jsonbody import Path, format_path, walk
+from policies.jsonbody import Path, format_path
 from policies.model import Action, AuditedRequest, Finding, JsonValue, Source, describe_value
 from policies.operations import Operation
 from policies.request_fields import ObjectFields, RequestBody, request_body
@@ -28,11 +28,10 @@ def _objects(
     request: AuditedRequest, body: RequestBody
 ) -> Iterator[tuple[Path, ObjectFields, dict[str, JsonValue]]]:
     """Every object in the request body that the table describes, with its path and fields."""
-    value = request.field(_ROOT)
-    if not isinstance(value, dict):
+    if not isinstance(request.field(_ROOT), dict):
         return
     for pattern, fields in body.objects.items():
-        for at, node in walk(value, pattern):
+        for at, node in request.json.walk(pattern):
             if isinstance(node, dict):
                 yield at, fields, node
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TypeAlias
 
@@ -71,10 +71,24 @@ class JsonBody:
     value: JsonValue | _Missing = MISSING
     error: str | None = None
     duplicate_keys: tuple[Path, ...] = ()
+    # Several rules look for the same fields (money, currencies, objects of the schema): each
+    # pattern is walked once per body, and every rule after the first reads the answer.
+    _walks: dict[Path, tuple[tuple[Path, JsonValue], ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def present(self) -> bool:
         return self.value is not MISSING
+
+    def walk(self, pattern: Path) -> tuple[tuple[Path, JsonValue], ...]:
+        """`walk(value, pattern)` over the whole body, remembered per pattern."""
+        found = self._walks.get(pattern)
+        if found is None:
+            value = self.value
+            found = () if isinstance(value, _Missing) else tuple(walk(value, pattern))
+            self._walks[pattern] = found
+        return found
 
     def get(self, path: Path) -> JsonValue | None:
         """The value at `path`, or None when a step is absent or of the wrong kind."""

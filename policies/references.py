@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
-from policies.jsonbody import Path, format_path, walk
+from policies.jsonbody import Path, format_path
 from policies.model import Action, AuditedRequest, Finding, Source, shown
 from policies.operations import Operation
 
@@ -162,9 +162,8 @@ class ReferenceFormat:
             if in_path is not None:
                 yield from self._judge(Source.PATH, param, in_path, fmt)
         if key in BODY_IDS:
-            root = request.json.get(())
             for pattern, fmt in BODY_IDS[key]:
-                for at, value in walk(root, pattern):
+                for at, value in request.json.walk(pattern):
                     if isinstance(value, str):
                         yield from self._judge(Source.BODY, format_path(at), value, fmt)
 
@@ -235,9 +234,8 @@ class ReferenceMismatch:
         in_path = request.path_params.get(echo.param) if echo is not None else None
         if echo is None or in_path is None:
             return
-        root = request.json.get(())
         for pattern in echo.body_paths:
-            for at, value in walk(root, pattern):
+            for at, value in request.json.walk(pattern):
                 if isinstance(value, str) and value != in_path:
                     yield Finding(
                         rule=self.code,

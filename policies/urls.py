@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from policies.jsonbody import JsonValue, Path, format_path, walk
+from policies.jsonbody import JsonBody, JsonValue, Path, format_path
 from policies.model import Action, AuditedRequest, Finding, Source, describe_value, shown
 from policies.operations import Operation
 
@@ -260,11 +260,11 @@ def _is_loopback_ip(host: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
-def _is_app_request(root: JsonValue, flag: Path | None) -> bool:
+def _is_app_request(body: JsonBody, flag: Path | None) -> bool:
     """`isApp: true` (Jackson also reads the string "true" as true, so the proxy does too)."""
     if flag is None:
         return False
-    value = walk(root, flag)
+    value = body.walk(flag)
     return bool(value) and (
         value[0][1] is True or (isinstance(value[0][1], str) and value[0][1].lower() == "true")
     )
@@ -275,11 +275,10 @@ def _urls(request: AuditedRequest) -> Iterator[tuple[UrlField, Path, JsonValue]]
     spec = URL_FIELDS.get(request.operation.key)
     if spec is None:
         return
-    root = request.json.get(())
-    if _is_app_request(root, spec.app_flag):
+    if _is_app_request(request.json, spec.app_flag):
         return
     for url_field in spec.fields:
-        for at, value in walk(root, url_field.path):
+        for at, value in request.json.walk(url_field.path):
             yield url_field, at, value
 
 

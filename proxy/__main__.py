@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 
@@ -21,6 +22,20 @@ def _run_loop(coro: object) -> None:
         uvloop.run(coro)  # type: ignore[arg-type]
 
 
+def _tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a process that allocates briefly per request.
+
+    What start-up built (modules, the catalogue, libphonenumber's metadata) lives as long as
+    the process: frozen, no collection walks it again. Each request allocates a few hundred
+    short-lived objects, so the youngest generation is collected every 10,000 allocations
+    instead of every 700; the payment-audit stores are long-lived, so the oldest generation is
+    collected less often, which shortens the pauses that show in the p99 latency.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+
+
 def main() -> int:
     """Start the proxy; an invalid setting stops start-up with one line on stderr and exit 2."""
     try:
@@ -34,6 +49,7 @@ def main() -> int:
     quiet_server_logs(audit)
     for note in unknown_variables(os.environ):
         audit.write("warning", "unknown_setting", {"variable": note})
+    _tune_gc()
     _run_loop(serve(settings, state))
     return 0
 

@@ -7,8 +7,8 @@ engine's business, and Vipps' error shapes are rendered by `policies.errors`.
 from __future__ import annotations
 
 import math
+import os
 import time
-import uuid
 from dataclasses import dataclass
 
 import orjson
@@ -134,7 +134,7 @@ class ProxyHandler:
         request_id = (
             incoming_id[:_REQUEST_ID_MAX]
             if incoming_id.isprintable() and incoming_id
-            else uuid.uuid4().hex
+            else os.urandom(16).hex()
         )
         raw_target = request.raw_path
         path, _, query = raw_target.partition("?")
@@ -316,10 +316,11 @@ class ProxyHandler:
         method = exchange.method if exchange.method in _METHODS else "other"
         elapsed = time.perf_counter() - exchange.started
         m = self._metrics
-        m.requests.labels(api, name, method, str(status), outcome).inc()
-        m.request_duration.labels(api, name, outcome).observe(elapsed)
+        requests, duration = m.request_series(api, name, method, status, outcome)
+        requests.inc()
+        duration.observe(elapsed)
         if exchange.upstream_seconds is not None and exchange.upstream_reason is None:
-            m.upstream_duration.labels(api, name).observe(exchange.upstream_seconds)
+            m.upstream_series(api, name).observe(exchange.upstream_seconds)
         if exchange.upstream_reason is not None:
             m.upstream_errors.labels(api, name, exchange.upstream_reason).inc()
         elif outcome == "forwarded" and status >= 400:

@@ -116,6 +116,32 @@ class ProxyMetrics:
         )
         self.build_info.labels(version=version, python=platform.python_version()).set(1)
         self._error_codes_seen: set[str] = set()
+        # `labels()` validates and locks on every call; every request needs the same few
+        # children again, so they are kept (their labels are bounded, so are these maps).
+        self._request_series: dict[tuple[str, str, str, int, str], tuple[Counter, Histogram]] = {}
+        self._upstream_series: dict[tuple[str, str], Histogram] = {}
+
+    def request_series(
+        self, api: str, operation: str, method: str, status: int, outcome: str
+    ) -> tuple[Counter, Histogram]:
+        """The `requests` counter and `request_duration` histogram children for one request."""
+        key = (api, operation, method, status, outcome)
+        series = self._request_series.get(key)
+        if series is None:
+            series = (
+                self.requests.labels(api, operation, method, str(status), outcome),
+                self.request_duration.labels(api, operation, outcome),
+            )
+            self._request_series[key] = series
+        return series
+
+    def upstream_series(self, api: str, operation: str) -> Histogram:
+        """The `upstream_duration` histogram child of one operation."""
+        key = (api, operation)
+        series = self._upstream_series.get(key)
+        if series is None:
+            series = self._upstream_series[key] = self.upstream_duration.labels(api, operation)
+        return series
 
     def error_code_label(self, code: str | None) -> str:
         """Bound a Vipps error code for a label: odd shapes and overflow fold to `other`."""

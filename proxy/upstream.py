@@ -172,10 +172,14 @@ class Upstream:
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
         """Read the whole body, refusing one over the configured size."""
-        if (response.content_length or 0) > self._max_response:
+        length = response.content_length
+        if (length or 0) > self._max_response:
             raise UpstreamError(
                 f"Vipps' response is larger than {self._max_response} bytes", "response_too_large"
             )
+        if length is not None:
+            # A declared length within the limit: aiohttp reads no more than that.
+            return await response.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(65536):

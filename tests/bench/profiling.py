@@ -82,7 +82,6 @@ STAGES: tuple[tuple[str, Callable[[Frame], bool]], ...] = (
         "aiohttp server: RequestHandler.data_received (HTTP parser)",
         _is("data_received", "aiohttp/web_protocol.py"),
     ),
-    ("stdlib uuid4 (request id per request)", _is("uuid4", "uuid.py")),
 )
 
 

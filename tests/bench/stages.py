@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,7 +137,7 @@ def prepare(handler: ProxyHandler, engine: PolicyEngine, c: Captured) -> Prepare
     path, _, query = c.target.partition("?")
     audited = audited_request(c.method, path, Headers(c.headers), c.body, query)
     verdict = engine.evaluate(audited)
-    exchange = Exchange(uuid.uuid4().hex, c.method, audited.operation, time.perf_counter())
+    exchange = Exchange(os.urandom(16).hex(), c.method, audited.operation, time.perf_counter())
     exchange.verdict = verdict
     status, payload = answer(c.method.encode(), c.target.encode(), c.body)
     code, _, reason = status.decode().partition(" ")
@@ -176,7 +176,7 @@ def handler_stages(
         return parsed
 
     return [
-        ("request id: uuid4().hex", lambda p: uuid.uuid4().hex),
+        ("request id: os.urandom(16).hex()", lambda p: os.urandom(16).hex()),
         ("decode raw headers", lambda p: p.captured.headers),
         ("audited_request: identify + Headers + JSON parse", parse),
         ("PolicyEngine.evaluate: every applicable rule", lambda p: engine.evaluate(p.audited)),

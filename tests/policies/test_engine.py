@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from policies import jsonbody
 from policies.engine import PolicyConfigError, PolicyEngine, PolicyMode, resolve_actions
+from policies.jsonbody import JsonValue, Path
 from policies.model import Action, AuditedRequest, Finding, Outcome, Repair, Source, audited_request
 from policies.operations import Operation
+from policies.rules import default_rules
+from tests.samples import CHECKOUT_SESSION, ECOM_INITIATE, EPAYMENT_CREATE, Sample
 
 
 @dataclass
@@ -120,3 +124,27 @@ def test_unknown_rules_and_impossible_repairs_are_refused() -> None:
         resolve_actions([Probe()], {"nope": Action.BLOCK})
     with pytest.raises(PolicyConfigError, match="has no safe repair"):
         resolve_actions([Probe(can_repair=False)], {"probe.rule": Action.REPAIR})
+
+
+@pytest.mark.parametrize(
+    "sample", [EPAYMENT_CREATE, ECOM_INITIATE, CHECKOUT_SESSION], ids=lambda s: s.path
+)
+def test_every_default_rule_shares_one_walk_of_the_body_per_pattern(
+    sample: Sample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walked: list[Path] = []
+    real_walk = jsonbody.walk
+
+    def counting_walk(value: JsonValue, pattern: Path) -> list[tuple[Path, JsonValue]]:
+        walked.append(pattern)
+        return real_walk(value, pattern)
+
+    monkeypatch.setattr(jsonbody, "walk", counting_walk)
+    request = audited_request(sample.method, sample.path, sample.headers.items(), sample.body)
+    engine = PolicyEngine(default_rules())
+    engine.evaluate(request)
+    assert walked, "the money, currency and schema rules walk the body"
+    assert len(walked) == len(set(walked)), "a pattern was walked more than once"
+    # The walks are remembered, and the same answers as a fresh walk.
+    for pattern in set(walked):
+        assert request.json.walk(pattern) == tuple(real_walk(request.field(()), pattern))
