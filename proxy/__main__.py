@@ -27,9 +27,9 @@ def _tune_gc() -> None:
 
     What start-up built (modules, the catalogue, libphonenumber's metadata) lives as long as
     the process: frozen, no collection walks it again. Each request allocates a few hundred
-    short-lived objects, so the youngest generation is collected every 10,000 allocations
-    instead of every 700; the payment-audit stores are long-lived, so the oldest generation is
-    collected less often, which shortens the pauses that show in the p99 latency.
+    short-lived objects, so the youngest generation is collected every 10,000 container
+    allocations instead of every 700, and the older ones less often: with the payment-audit
+    stores full, the worst paced latency fell from 39 to 9 ms (README, "Performance").
     """
     gc.collect()
     gc.freeze()
