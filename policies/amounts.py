@@ -1,7 +1,8 @@
 """Rules on money: whole minor units, within Vipps' limits, in a currency the API takes.
 
 Which fields hold money, and the limits each API states, live in `policies.money_fields`; the
-rules here only judge values, so each rule runs on exactly the operations that carry money.
+rules read each operation's fields from its catalogue entry and only judge values, so each rule
+runs on exactly the operations that carry money.
 """
 
 from __future__ import annotations
@@ -12,16 +13,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
+from policies.catalogue import spec_of
 from policies.jsonbody import JsonValue, Path, encode_value, format_path
 from policies.model import Action, AuditedRequest, Finding, Repair, Source, describe_value
-from policies.money_fields import (
-    CURRENCY_FIELDS,
-    INT64,
-    MONEY_FIELDS,
-    MoneyField,
-    amounts_in,
-    currency_of,
-)
+from policies.money_fields import INT64, MoneyField, amounts_in, currency_of
 from policies.operations import Operation
 
 _SHOWN_CHARS = 40
@@ -30,7 +25,6 @@ _CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 _MINOR_UNITS: Mapping[str, str] = MappingProxyType(
     {"NOK": "øre", "DKK": "øre", "SEK": "öre", "EUR": "cents", "USD": "cents", "GBP": "pence"}
 )
-_MAIN_OPERATIONS = frozenset(k for k, fields in MONEY_FIELDS.items() if any(f.main for f in fields))
 
 
 def _shown(value: JsonValue) -> str:
@@ -109,10 +103,10 @@ class AmountIsInteger:
     summary = 'Amounts must be whole JSON integers of minor units (49900, not 49900.0 or "49900").'
 
     def applies_to(self, operation: Operation) -> bool:
-        return operation.key in MONEY_FIELDS
+        return bool(spec_of(operation).money)
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
-        for money, at, value in amounts_in(request):
+        for money, at, value in amounts_in(request, spec_of(request.operation).money):
             if _as_int64(value) is not None:
                 continue
             problem, whole = _not_an_integer(value)
@@ -167,10 +161,10 @@ class AmountWithinLimits:
     summary = "Amounts must be within the minimum and maximum Vipps documents per API and currency."
 
     def applies_to(self, operation: Operation) -> bool:
-        return operation.key in MONEY_FIELDS
+        return bool(spec_of(operation).money)
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
-        for money, at, value in amounts_in(request):
+        for money, at, value in amounts_in(request, spec_of(request.operation).money):
             amount = _whole_amount(value)
             if amount is None:
                 continue
@@ -274,13 +268,13 @@ class CurrencyAllowed:
     summary = "Currency codes must be ones the API accepts (ePayment: NOK, DKK, EUR; ...)."
 
     def applies_to(self, operation: Operation) -> bool:
-        return operation.key in CURRENCY_FIELDS and operation.api in _CURRENCY_POLICIES
+        return bool(spec_of(operation).currencies) and operation.api in _CURRENCY_POLICIES
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
         policy = _CURRENCY_POLICIES.get(request.api)
         if policy is None:
             return
-        for pattern in CURRENCY_FIELDS.get(request.operation.key, ()):
+        for pattern in spec_of(request.operation).currencies:
             for at, value in request.json.walk(pattern):
                 finding = self._judge(policy, request, at, value)
                 if finding is not None:
@@ -374,10 +368,10 @@ class AmountBounds:
         object.__setattr__(self, "bounds", MappingProxyType(dict(self.bounds)))
 
     def applies_to(self, operation: Operation) -> bool:
-        return bool(self.bounds) and operation.key in _MAIN_OPERATIONS
+        return bool(self.bounds) and any(f.main for f in spec_of(operation).money)
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
-        for money, at, value in amounts_in(request):
+        for money, at, value in amounts_in(request, spec_of(request.operation).money):
             amount = _whole_amount(value)
             if not money.main or amount is None:
                 continue

@@ -2,7 +2,8 @@
 spells known fields in their exact letter case, and carries the fields its operation requires.
 
 Which operations take a JSON body, and the fields of each object in it, come from
-`policies.request_fields`, generated from the OpenAPI files. An operation that takes no JSON body
+`policies.request_fields`, generated from the OpenAPI files, through each operation's catalogue
+entry. An operation that takes no JSON body
 (every GET, the access token POST) is never checked: Vipps ignores what such a request carries.
 Unknown fields are never findings, for Vipps ignores them too; a field that Vipps knows, spelled
 in another letter case, is one.
@@ -13,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from policies.catalogue import spec_of
 from policies.jsonbody import Path, format_path
 from policies.model import Action, AuditedRequest, Finding, JsonValue, Source, describe_value
 from policies.operations import Operation
-from policies.request_fields import ObjectFields, RequestBody, request_body
+from policies.request_fields import ObjectFields, RequestBody
 
 __all__ = ["BodyIsJson", "BodyIsObject", "FieldNameCase", "NoDuplicateKeys", "RequiredFields"]
 
@@ -58,7 +60,7 @@ class BodyIsJson:
     summary = "A body sent to an operation that takes JSON must be valid JSON in UTF-8."
 
     def applies_to(self, operation: Operation) -> bool:
-        return request_body(operation.key) is not None
+        return spec_of(operation).body is not None
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
         error = request.json.error
@@ -83,7 +85,7 @@ class NoDuplicateKeys:
     summary = "No JSON object in the body may name a key twice (parsers disagree on which wins)."
 
     def applies_to(self, operation: Operation) -> bool:
-        return request_body(operation.key) is not None
+        return spec_of(operation).body is not None
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
         for at in request.json.duplicate_keys:
@@ -110,7 +112,7 @@ class BodyIsObject:
     summary = "The body must be a JSON object where the operation's schema is an object."
 
     def applies_to(self, operation: Operation) -> bool:
-        body = request_body(operation.key)
+        body = spec_of(operation).body
         return body is not None and body.object_root
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
@@ -147,11 +149,11 @@ class FieldNameCase:
     summary = "Known field names must be spelled in their exact case (fallBack, not fallback)."
 
     def applies_to(self, operation: Operation) -> bool:
-        body = request_body(operation.key)
+        body = spec_of(operation).body
         return body is not None and bool(body.objects)
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
-        body = request_body(request.operation.key)
+        body = spec_of(request.operation).body
         if body is None:
             return
         for at, fields, node in _objects(request, body):
@@ -198,11 +200,11 @@ class RequiredFields:
     summary = "Fields the operation's spec requires must be present and not null."
 
     def applies_to(self, operation: Operation) -> bool:
-        body = request_body(operation.key)
+        body = spec_of(operation).body
         return body is not None and any(f.required for f in body.objects.values())
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
-        body = request_body(request.operation.key)
+        body = spec_of(request.operation).body
         if body is None or request.json.error is not None:
             return
         if not request.json.present:

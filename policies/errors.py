@@ -11,8 +11,10 @@ Shapes: facts §10 ([EP #/components/schemas/Problem], [EC #/components/schemas/
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
 
 from policies.jsonbody import JsonValue
 from policies.model import Finding
@@ -23,6 +25,34 @@ VIPPS_JSON = "application/json;charset=UTF-8"
 
 BLOCKED_TYPE = "urn:vipps-audit-proxy:problem:blocked-by-policy"
 BLOCKED_TITLE = "Blocked by vipps-audit-proxy before reaching Vipps"
+
+
+class ErrorShape(StrEnum):
+    """The error body shapes of the Vipps APIs (facts §10)."""
+
+    PROBLEM = "problem"  # RFC 7807 with `traceId` and `extraDetails[{name, reason}]` (ePayment)
+    ECOM = "ecom"  # an array of `{errorGroup, errorCode, errorMessage, contextId}`
+    RECURRING = "recurring"  # RFC 7807 with `contextId` and `extraDetails[{field, text}]`
+    CHECKOUT = "checkout"  # RFC 7807 with `errorCode` and `errors{field: [...]}`
+    ORDER_MANAGEMENT = "order_management"  # RFC 7807 with `invalidParams[{name, reason}]`
+    OAUTH = "oauth"  # `{"error": "invalid_request", ...}` (Login)
+
+
+ERROR_SHAPES: Mapping[str, ErrorShape] = MappingProxyType(
+    {
+        "ecom": ErrorShape.ECOM,
+        "recurring": ErrorShape.RECURRING,
+        "checkout": ErrorShape.CHECKOUT,
+        "order_management": ErrorShape.ORDER_MANAGEMENT,
+        "login": ErrorShape.OAUTH,
+    }
+)
+"""Each API's error shape by API name; any other API (and `unknown`) answers RFC 7807."""
+
+
+def error_shape(operation: Operation) -> ErrorShape:
+    """The shape of the errors `operation`'s API answers with."""
+    return ERROR_SHAPES.get(operation.api, ErrorShape.PROBLEM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +84,8 @@ def render_error(
     trace_id: str,
 ) -> ErrorDocument:
     """Render an error in the shape of `operation`'s API (RFC 7807 for anything unknown)."""
-    api = operation.api
-    if api == "ecom":
+    shape = error_shape(operation)
+    if shape is ErrorShape.ECOM:
         limited = status == 429  # eCom's own code for it: VippsError 98, too many requests
         items: list[JsonValue] = [
             {
@@ -82,11 +112,11 @@ def render_error(
         "detail": detail,
         "instance": instance,
     }
-    if api == "recurring":
+    if shape is ErrorShape.RECURRING:
         problem["contextId"] = trace_id
         problem["extraDetails"] = [{"field": f.field, "text": _reason(f)} for f in findings]
         return ErrorDocument(status, VIPPS_JSON, problem)
-    if api == "checkout":
+    if shape is ErrorShape.CHECKOUT:
         errors: dict[str, JsonValue] = {}
         for f in findings:
             messages = errors.setdefault(f.field, [])
@@ -95,10 +125,10 @@ def render_error(
         problem["errorCode"] = "Validation-00001" if findings else "AuditProxy-00001"
         problem["errors"] = errors
         return ErrorDocument(status, "application/json", problem)
-    if api == "order_management":
+    if shape is ErrorShape.ORDER_MANAGEMENT:
         problem["invalidParams"] = [{"name": f.field, "reason": _reason(f)} for f in findings]
         return ErrorDocument(status, PROBLEM_JSON, problem)
-    if api == "login":
+    if shape is ErrorShape.OAUTH:
         return ErrorDocument(
             status,
             "application/json",

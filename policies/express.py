@@ -8,16 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from policies.catalogue import EXPRESS_PAYMENT, PAYMENT_TYPE, spec_of
 from policies.jsonbody import Path, encode_value, format_path
 from policies.model import Action, AuditedRequest, Finding, Source, describe_value
 from policies.operations import Operation
 
 __all__ = ["EXPRESS_PAYMENT", "ExplicitCheckoutFlow"]
 
-EXPRESS_PAYMENT = "eComm Express Payment"
-"""`merchantInfo.paymentType` of an express payment, spelled exactly as the API takes it."""
-
-_PAYMENT_TYPE: Path = ("merchantInfo", "paymentType")
 _EXPLICIT_FLOW: Path = ("transaction", "useExplicitCheckoutFlow")
 
 
@@ -41,10 +38,10 @@ class ExplicitCheckoutFlow:
     summary = "eCom express payments should set transaction.useExplicitCheckoutFlow to true."
 
     def applies_to(self, operation: Operation) -> bool:
-        return operation.key == "ecom.initiate_payment"
+        return spec_of(operation).express
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
-        if request.field(_PAYMENT_TYPE) != EXPRESS_PAYMENT:
+        if request.field(PAYMENT_TYPE) != EXPRESS_PAYMENT:
             return
         transaction = request.field(_EXPLICIT_FLOW[:1])
         if isinstance(transaction, dict) and _EXPLICIT_FLOW[1] in transaction:

@@ -1,9 +1,7 @@
-"""Header rules: which headers each Vipps operation needs, and the shape Vipps expects of them.
+"""Header rules: the headers each Vipps operation needs are sent, in the shape Vipps expects.
 
-The matrix is the fact sheet's §2.2, read from each OpenAPI file's parameters: ePayment 1.8.1
-[EP], eCom 2.0.3 [EC], Recurring 2.6.17 [RC], Checkout v3 [CO], Order Management 2.1 [OM],
-Webhooks (2026 copy) [WH], Report 2.0 [RP] and Access token 2.0.0 [AT]. Where two sources
-disagree the proxy takes the lenient one: a header one of them calls optional is not required.
+Which headers an operation needs, and the shape of its idempotency header, is the fact sheet's
+§2.2 (`policies.header_fields`); the rules read it from the operation's catalogue entry.
 
 Header names are case-insensitive (`AuditedRequest.headers`); values are compared as sent. No
 finding ever carries a credential: `Authorization`, `client_id`, `client_secret` and the
@@ -15,9 +13,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from typing import ClassVar
 
+from policies.catalogue import spec_of
+from policies.header_fields import (
+    AUTHORIZATION,
+    BEARER_APIS,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    IDEMPOTENCY_KEY,
+    MERCHANT_SERIAL_NUMBER,
+    REQUEST_ID,
+    SUBSCRIPTION_KEY,
+    SYSTEM_HEADERS,
+    KeyFormat,
+    Requirement,
+    required_headers,
+)
 from policies.model import Action, AuditedRequest, Finding, Headers, Source, shown
 from policies.operations import UNKNOWN, Operation
 
@@ -39,20 +51,6 @@ __all__ = [
     "required_headers",
 ]
 
-AUTHORIZATION = "Authorization"
-SUBSCRIPTION_KEY = "Ocp-Apim-Subscription-Key"
-MERCHANT_SERIAL_NUMBER = "Merchant-Serial-Number"
-IDEMPOTENCY_KEY = "Idempotency-Key"
-REQUEST_ID = "X-Request-Id"
-CLIENT_ID = "client_id"
-CLIENT_SECRET = "client_secret"  # noqa: S105 - a header name, not a secret
-SYSTEM_HEADERS = (
-    "Vipps-System-Name",
-    "Vipps-System-Version",
-    "Vipps-System-Plugin-Name",
-    "Vipps-System-Plugin-Version",
-)
-
 _API_NAMES = {
     "access_token": "Access token",
     "epayment": "ePayment",
@@ -65,34 +63,7 @@ _API_NAMES = {
     "login": "Login",
 }
 
-# Every call takes `Authorization: Bearer <access token>` [EP #/security],
-# [EC #/components/parameters/Authorization], [RC #/components/parameters/Authorization],
-# [OM #/components/parameters/Authorization], [WH #/security]. Report declares the header on
-# two of its four paths, but its own text says the token "is required for all API calls"
-# [RP #/components/parameters/JWT]; no Report call can succeed without one.
-BEARER_APIS = frozenset({"epayment", "ecom", "recurring", "order_management", "webhooks", "report"})
-# Required by [AT], [EP], [EC], [RC] and [OM]. Optional in Checkout's parameters
-# [CO #/components/parameters/Ocp-Apim-Subscription-Key] and in the 2026 Webhooks spec
-# [WH #/paths/~1v1~1webhooks/post/parameters]; Report does not declare it.
-_SUBSCRIPTION_KEY_APIS = frozenset({"epayment", "ecom", "recurring", "order_management"})
-# Required on every ePayment and Order Management operation [EP #/components/schemas/MSN],
-# [OM #/components/parameters/Merchant-Serial-Number]; optional elsewhere (partners excepted,
-# which the proxy cannot tell).
-_MSN_APIS = frozenset({"epayment", "order_management"})
-# [EP #/components/parameters/Idempotency-Key]: required on create, capture and refund. Cancel
-# needed it in 1.4.1 but no longer declares it (facts §14.7), so it is not required there.
-_EPAYMENT_KEYED = frozenset({"create_payment", "capture_payment", "refund_payment"})
-# [EC #/paths/~1ecomm~1v2~1payments~1{orderId}~1capture/post/parameters] and .../refund: the
-# spec (generated from the service's own annotations) marks `X-Request-Id` required.
-_ECOM_REQUEST_ID_REQUIRED = frozenset({"capture_payment", "refund_payment"})
-_ECOM_REQUEST_ID_DECLARED = _ECOM_REQUEST_ID_REQUIRED | {"force_approve"}
-# Recurring v2 declares the key on create, capture and refund charge, but the guide requires it
-# only in v3 [RCDOC recurring-api-guide.md §Idempotency Key header]: checked there, not required.
-_RECURRING_V2_KEYED = frozenset({"create_charge_v2", "capture_charge_v2", "refund_charge_v2"})
-_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
 _MSN_FORMAT = re.compile(r"[0-9]{4,10}")
-_RECURRING_KEY_FORBIDDEN = "#?/\\"
 # Scheme names that may be echoed in a finding; anything else could be part of a secret.
 _KNOWN_SCHEMES = frozenset(
     {"basic", "bearer", "digest", "hoba", "mutual", "negotiate", "ntlm", "oauth", "token", "jwt"}
@@ -103,69 +74,9 @@ def _api(operation: Operation) -> str:
     return _API_NAMES.get(operation.api, operation.api)
 
 
-def _is_recurring_v3_write(operation: Operation) -> bool:
-    """[RC #/components/parameters/Idempotency-Key] is required on every v3 write."""
-    return (
-        operation.api == "recurring"
-        and operation.template.startswith("/recurring/v3/")
-        and operation.method in _WRITES
-    )
-
-
 def _value(headers: Headers, name: str) -> str:
     """The header's value with surrounding whitespace removed ("" when absent)."""
     return (headers.get(name) or "").strip()
-
-
-# --- Required headers ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    """One header an operation needs; `unless` names headers that together may stand in for it."""
-
-    header: str
-    expected: str
-    unless: tuple[str, ...] = ()
-
-
-@cache
-def required_headers(operation: Operation) -> tuple[Requirement, ...]:
-    """The headers the spec requires on `operation` (empty for operations it does not cover)."""
-    api, name = operation.api, operation.name
-    needed: list[Requirement] = []
-    if api in BEARER_APIS:
-        needed.append(Requirement(AUTHORIZATION, "`Bearer <access token>` from /accesstoken/get"))
-    if api in _SUBSCRIPTION_KEY_APIS or operation.key == "access_token.fetch_access_token":
-        needed.append(
-            Requirement(SUBSCRIPTION_KEY, "the sales unit's subscription key (as for the token)")
-        )
-    if api in _MSN_APIS:
-        needed.append(Requirement(MERCHANT_SERIAL_NUMBER, "the sales unit's MSN, e.g. 123456"))
-    if api == "epayment" and name in _EPAYMENT_KEYED:
-        needed.append(Requirement(IDEMPOTENCY_KEY, "a unique key of at most 50 characters"))
-    if _is_recurring_v3_write(operation):
-        needed.append(
-            Requirement(IDEMPOTENCY_KEY, "a unique key of 1-40 characters without # ? / \\")
-        )
-    if api == "ecom" and name in _ECOM_REQUEST_ID_REQUIRED:
-        needed.append(Requirement(REQUEST_ID, "a unique id of at most 40 characters"))
-    if operation.key == "access_token.fetch_access_token" or api == "checkout":
-        # [AT #/paths/~1accesstoken~1get/post/parameters]; Checkout authenticates with the
-        # same two headers instead of a token [CO #/components/parameters/client_id].
-        needed.append(Requirement(CLIENT_ID, "the client_id of the sales unit's API keys"))
-        needed.append(Requirement(CLIENT_SECRET, "the client_secret of the sales unit's API keys"))
-    if operation.key == "access_token.fetch_partner_token":
-        # The 2026 spec wants Basic authentication [AT #/paths/~1miami~1v1~1token/post]; the
-        # 2023 one took client_id and client_secret headers [AT23]: either is accepted.
-        needed.append(
-            Requirement(
-                AUTHORIZATION,
-                "`Basic base64(client_id:client_secret)`, or client_id and client_secret",
-                unless=(CLIENT_ID, CLIENT_SECRET),
-            )
-        )
-    return tuple(needed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,11 +98,11 @@ class RequiredHeaders:
     summary: ClassVar[str] = "headers the Vipps API requires on the operation are sent"
 
     def applies_to(self, operation: Operation) -> bool:
-        return bool(required_headers(operation))
+        return bool(spec_of(operation).headers.required)
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
         headers = request.headers
-        for need in required_headers(request.operation):
+        for need in spec_of(request.operation).headers.required:
             if _value(headers, need.header):
                 continue
             if need.unless and all(_value(headers, name) for name in need.unless):
@@ -249,12 +160,6 @@ def _bearer_problem(value: str) -> str | None:
     return None
 
 
-def _system_header_limit(operation: Operation) -> int:
-    """[KB http-headers.md] and every spec say 30; Order Management declares 100
-    [OM #/components/parameters/Vipps-System-Name]."""
-    return 100 if operation.api == "order_management" else 30
-
-
 @dataclass(frozen=True, slots=True)
 class HeaderFormat:
     """Headers that are sent must have the shape Vipps accepts.
@@ -281,13 +186,14 @@ class HeaderFormat:
         return operation is not UNKNOWN
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
-        operation, headers = request.operation, request.headers
-        if operation.api in BEARER_APIS:
+        plan, headers = spec_of(request.operation).headers, request.headers
+        if plan.bearer:
             yield from self._authorization(headers)
-        if operation.api == "epayment" or operation.key == "access_token.fetch_access_token":
+        if plan.msn_format:
             yield from self._msn(headers)
-        yield from self._idempotency(operation, headers)
-        limit = _system_header_limit(operation)
+        if plan.key_format is not None:
+            yield from self._idempotency(plan.key_format, headers)
+        limit = plan.system_header_limit
         for name in SYSTEM_HEADERS:
             value = _value(headers, name)
             if len(value) > limit:
@@ -327,40 +233,23 @@ class HeaderFormat:
                 MERCHANT_SERIAL_NUMBER, "is not 4-10 digits", "digits only, e.g. 123456", sent
             )
 
-    def _idempotency(self, operation: Operation, headers: Headers) -> Iterator[Finding]:
-        if operation.api == "epayment" and operation.name in _EPAYMENT_KEYED:
-            key = _value(headers, IDEMPOTENCY_KEY)
-            if len(key) > 50:
-                yield self._finding(
-                    IDEMPOTENCY_KEY,
-                    f"is {len(key)} characters long",
-                    "at most 50 characters",
-                    shown(key),
-                )
-        elif _is_recurring_v3_write(operation) or operation.name in _RECURRING_V2_KEYED:
-            key = _value(headers, IDEMPOTENCY_KEY)
-            expected = "1-40 characters, none of # ? / \\"
-            if len(key) > 40:
-                yield self._finding(
-                    IDEMPOTENCY_KEY, f"is {len(key)} characters long", expected, shown(key)
-                )
-            forbidden = [ch for ch in _RECURRING_KEY_FORBIDDEN if ch in key]
-            if forbidden:
-                yield self._finding(
-                    IDEMPOTENCY_KEY,
-                    "contains " + " ".join(repr(ch) for ch in forbidden),
-                    expected,
-                    shown(key),
-                )
-        elif operation.api == "ecom" and operation.name in _ECOM_REQUEST_ID_DECLARED:
-            request_id = _value(headers, REQUEST_ID)
-            if len(request_id) > 40:
-                yield self._finding(
-                    REQUEST_ID,
-                    f"is {len(request_id)} characters long",
-                    "at most 40 characters",
-                    shown(request_id),
-                )
+    def _idempotency(self, key_format: KeyFormat, headers: Headers) -> Iterator[Finding]:
+        key = _value(headers, key_format.header)
+        if len(key) > key_format.max_length:
+            yield self._finding(
+                key_format.header,
+                f"is {len(key)} characters long",
+                key_format.expected,
+                shown(key),
+            )
+        forbidden = [ch for ch in key_format.forbidden if ch in key]
+        if forbidden:
+            yield self._finding(
+                key_format.header,
+                "contains " + " ".join(repr(ch) for ch in forbidden),
+                key_format.expected,
+                shown(key),
+            )
 
 
 # --- Vipps-System-* (advice) -----------------------------------------------------------------

@@ -19,13 +19,13 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
+from policies.catalogue import spec_of
 from policies.model import Action, AuditedRequest, Finding, Source
 from policies.operations import Operation
 from policies.state import Store, idempotency_header, idempotency_key, merchant_serial_number
 
 __all__ = ["IdempotencyKeyReuse", "body_digest", "key_scope"]
 
-_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DIGEST_BYTES = 16
 _SHOWN_CHARS = 50  # the longest key any API takes (ePayment, facts §2.2)
 
@@ -71,7 +71,8 @@ class IdempotencyKeyReuse:
         return MappingProxyType(self._retries)
 
     def applies_to(self, operation: Operation) -> bool:
-        return idempotency_header(operation) is not None and operation.method in _WRITES
+        spec = spec_of(operation)
+        return spec.headers.idempotency_header is not None and spec.writes
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
         scope = key_scope(request)

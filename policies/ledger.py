@@ -27,8 +27,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from policies.catalogue import EXPRESS_PAYMENT, PAYMENT_TYPE, spec_of
 from policies.jsonbody import JsonValue, Path, format_path
 from policies.model import Action, AuditedRequest, Finding, Source
+from policies.money_fields import MoneyField
 from policies.operations import Operation
 from policies.state import PaymentKey, Store, field_at, idempotency_key, payment_key
 
@@ -42,43 +44,6 @@ __all__ = [
     "figures_in",
 ]
 
-CAPTURES = frozenset(
-    {"epayment.capture_payment", "ecom.capture_payment", "recurring.capture_charge"}
-)
-REFUNDS = frozenset({"epayment.refund_payment", "ecom.refund_payment", "recurring.refund_charge"})
-CANCELS = frozenset({"epayment.cancel_payment", "ecom.cancel_payment", "recurring.cancel_charge"})
-_READS = frozenset(
-    {
-        "epayment.get_payment",
-        "ecom.get_payment_details",
-        "checkout.get_session",
-        "recurring.get_charge",
-        "recurring.get_charge_by_id",
-    }
-)
-_EP_MODIFICATION: tuple[Path, Path | None] = (
-    ("modificationAmount", "value"),
-    ("modificationAmount", "currency"),
-)
-# Amount and currency of each body that carries one (no currency path: the API states none).
-_MONEY: dict[str, tuple[Path, Path | None]] = {
-    "epayment.create_payment": (("amount", "value"), ("amount", "currency")),
-    "epayment.capture_payment": _EP_MODIFICATION,
-    "epayment.refund_payment": _EP_MODIFICATION,
-    "checkout.create_session": (
-        ("transaction", "amount", "value"),
-        ("transaction", "amount", "currency"),
-    ),
-    **dict.fromkeys(
-        ("ecom.initiate_payment", "ecom.capture_payment", "ecom.refund_payment"),
-        (("transaction", "amount"), None),
-    ),
-    **dict.fromkeys(
-        ("recurring.create_charge", "recurring.capture_charge", "recurring.refund_charge"),
-        (("amount",), None),
-    ),
-}
-CREATES = frozenset(k for k in _MONEY if k not in CAPTURES | REFUNDS)
 # An express payment may reserve the shipping the user picks on top of the amount created.
 _EXPRESS_FIELDS: tuple[Path, ...] = (
     ("shipping",),
@@ -237,9 +202,10 @@ def _ok(status: int | None) -> bool:
 
 
 def _kind(operation: Operation) -> str:
-    if operation.key in REFUNDS:
+    spec = spec_of(operation)
+    if spec.refunds:
         return "refund"
-    return "cancel" if operation.key in CANCELS else "capture"
+    return "cancel" if spec.cancels else "capture"
 
 
 class PaymentLedger:
@@ -261,7 +227,8 @@ class PaymentLedger:
         reads teach Vipps' own figures.
         """
         op = request.operation
-        if op.key == "recurring.list_charges":
+        spec = spec_of(op)
+        if spec.reads_list:
             if status == 200 and isinstance(response, list):
                 for charge in response:
                     self._learn(payment_key(request, charge), op, charge)
@@ -269,13 +236,13 @@ class PaymentLedger:
         key = payment_key(request, response)
         if key is None:
             return
-        if op.key in _READS:
+        if spec.reads:
             if status == 200:
                 self._learn(key, op, response)
-        elif op.key in CREATES:
+        elif spec.creates:
             if _ok(status) and self._store.get(key) is None:
                 self._store.put(key, _created(request))
-        elif op.key in CAPTURES | REFUNDS | CANCELS:
+        elif spec.captures or spec.refunds or spec.cancels:
             self._modify(key, request, status, response)
 
     def _learn(self, key: PaymentKey | None, operation: Operation, body: JsonValue) -> None:
@@ -314,15 +281,23 @@ class PaymentLedger:
         self._store.put(key, record)
 
 
+def _amount(request: AuditedRequest) -> MoneyField | None:
+    """The amount field the ledger counts for the request's operation (catalogue `amount`)."""
+    return spec_of(request.operation).amount
+
+
 def _created(request: AuditedRequest) -> PaymentRecord:
-    amount_at, currency_at = _MONEY[request.operation.key]
+    money = _amount(request)
+    currency_at = money.currency if money is not None else None
+    # A fixed currency is the API's only one: eCom takes NOK only (facts §5.2).
     currency = request.field(currency_at) if currency_at is not None else None
-    if request.api == "ecom":
-        currency = "NOK"  # eCom takes NOK only (facts §5.2)
+    if money is not None and money.fixed_currency is not None:
+        currency = money.fixed_currency
     express = any(request.field(p) is not None for p in _EXPRESS_FIELDS) or (
-        request.field(("merchantInfo", "paymentType")) == "eComm Express Payment"
+        request.field(PAYMENT_TYPE) == EXPRESS_PAYMENT
     )
-    reserved = None if express else minor_units(request.field(amount_at))
+    amount = request.field(money.pattern) if money is not None else None
+    reserved = None if express else minor_units(amount)
     return PaymentRecord(currency=_text(currency), reserved=reserved)
 
 
@@ -341,11 +316,11 @@ def requested_amount(request: AuditedRequest, record: PaymentRecord | None = Non
     eCom `transaction.amount` is optional on capture and refund [EC #/components/schemas/
     Transaction]: without it Vipps captures the rest of the reservation, or refunds the rest.
     """
-    money = _MONEY.get(request.operation.key)
-    sent = request.field(money[0]) if money else None
+    money = _amount(request)
+    sent = request.field(money.pattern) if money is not None else None
     if sent is not None or record is None or request.api != "ecom":
         return minor_units(sent) or 0
-    if request.operation.key in REFUNDS:
+    if spec_of(request.operation).refunds:
         return max(record.captured - record.refunded, 0)
     return max((record.capture_ceiling or 0) - record.captured, 0)
 
@@ -375,7 +350,8 @@ class _WithinLimit:
         self.ledger = ledger
 
     def applies_to(self, operation: Operation) -> bool:
-        return operation.key in (CAPTURES if self.kind == "capture" else REFUNDS)
+        spec = spec_of(operation)
+        return spec.captures if self.kind == "capture" else spec.refunds
 
     def _limits(self, record: PaymentRecord) -> tuple[int, int, str] | None:
         """(limit on certain figures, limit if unknown outcomes go against it, a note)."""
@@ -384,8 +360,9 @@ class _WithinLimit:
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
         key = payment_key(request)
         record = self.ledger.get(key) if key is not None else None
-        at = _MONEY[request.operation.key][0]
-        amount = minor_units(request.field(at))
+        money = _amount(request)
+        at = money.pattern if money is not None else ()
+        amount = minor_units(request.field(at)) if money is not None else None
         raw = idempotency_key(request)
         mark = f"{self.kind}:{raw}"
         if record is None or amount is None or (raw is not None and mark in record.applied):
@@ -479,14 +456,21 @@ class CurrencyMatches:
         self.ledger = ledger
 
     def applies_to(self, operation: Operation) -> bool:
-        return operation.key in ("epayment.capture_payment", "epayment.refund_payment")
+        # A capture or refund whose amount states its currency: ePayment's `modificationAmount`.
+        spec = spec_of(operation)
+        return (
+            (spec.captures or spec.refunds)
+            and spec.amount is not None
+            and (spec.amount.currency is not None)
+        )
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
         key = payment_key(request)
         record = self.ledger.get(key) if key is not None else None
-        at = ("modificationAmount", "currency")
-        sent = request.field(at)
-        if record is None or record.currency is None or not isinstance(sent, str):
+        money = _amount(request)
+        at = money.currency if money is not None else None
+        sent = request.field(at) if at is not None else None
+        if at is None or record is None or record.currency is None or not isinstance(sent, str):
             return
         if sent != record.currency:
             problem = f"is {sent}, but the payment is in {record.currency}"

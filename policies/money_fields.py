@@ -310,23 +310,16 @@ MONEY_FIELDS: Mapping[str, tuple[MoneyField, ...]] = MappingProxyType(
     }
 )
 
-# The currency fields of each operation, each checked once however many amounts it governs.
-CURRENCY_FIELDS: Mapping[str, tuple[Path, ...]] = MappingProxyType(
-    {
-        key: patterns
-        for key, fields in MONEY_FIELDS.items()
-        if (patterns := tuple(dict.fromkeys(f.currency for f in fields if f.currency)))
-    }
-)
 
-
-def amounts_in(request: AuditedRequest) -> Iterator[tuple[MoneyField, Path, JsonValue]]:
-    """Every money field present in the body with a value (null is skipped: it means absent).
+def amounts_in(
+    request: AuditedRequest, fields: tuple[MoneyField, ...]
+) -> Iterator[tuple[MoneyField, Path, JsonValue]]:
+    """Every one of `fields` present in the body with a value (null is skipped: it means absent).
 
     Four rules ask for the same amounts; the body remembers each pattern's walk, so the body
     is walked once per request however many of them run.
     """
-    for money in MONEY_FIELDS.get(request.operation.key, ()):
+    for money in fields:
         for at, value in request.json.walk(money.pattern):
             if value is not None:
                 yield money, at, value

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import unquote
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+"""The methods that change something at Vipps (idempotency keys apply to them)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Operation:
@@ -24,14 +27,20 @@ class Operation:
     template: str
     deprecated: bool = False
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    key: str = field(init=False, repr=False, compare=False)
+    """`api.name`, e.g. `epayment.create_payment`: the name settings and source tables use."""
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "segments", tuple(self.template.strip("/").split("/")))
+        object.__setattr__(self, "key", f"{self.api}.{self.name}")
+        # Operations key the per-operation plans looked up on every request: hash them once.
+        object.__setattr__(
+            self, "_hash", hash((self.api, self.name, self.method, self.template, self.deprecated))
+        )
 
-    @property
-    def key(self) -> str:
-        """`api.name`, e.g. `epayment.create_payment`."""
-        return f"{self.api}.{self.name}"
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def params(self) -> tuple[str, ...]:

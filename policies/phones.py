@@ -7,14 +7,14 @@ and subscriber number, no `+`, no `00` (`4791234567`). eCom takes the 8-digit No
 the user to type the number again. Numbers are read with libphonenumber (`phonenumbers`), and a
 value is repaired only where that reading is certain.
 
-Phone numbers are personal data: findings carry them masked (`mask_phone`), and `PHONE_FIELDS`
-tells other modules (the audit log) which body fields of which operation hold one.
+Which fields hold a number, and in which form, is in `policies.phone_fields`; the rules read
+each operation's fields from its catalogue entry (`policies.catalogue`). Phone numbers are
+personal data: findings carry them masked (`mask_phone`).
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,18 +24,19 @@ from typing import ClassVar
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber
 
+from policies.catalogue import spec_of
 from policies.model import (
     Action,
     AuditedRequest,
     Finding,
     JsonValue,
-    Path,
     Repair,
     Source,
     describe_value,
     format_path,
 )
 from policies.operations import Operation
+from policies.phone_fields import MSISDN, PHONE_FIELDS, PHONE_TABLE, PhoneField, PhoneFormat
 
 __all__ = [
     "PHONE_FIELDS",
@@ -48,121 +49,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class PhoneFormat:
-    """The form in which one API takes a phone number."""
-
-    expected: str  # what a merchant is told the API accepts
-    fits: re.Pattern[str]  # the documented form: a value matching it is never `phone.format`
-    national: bool = False  # repairs give the 8-digit Norwegian number (eCom), not MSISDN
-    lenient: bool = False  # Vipps asks the user to re-enter an invalid value, never rejects it
-
-
-# `^\d{9,15}$` in [EP #/components/schemas/CustomerPhoneNumber/properties/phoneNumber], which also
-# says "no prefix": a leading 0 is always a prefix (00, or a national trunk 0), never the start of a
-# country code (E.164), so `004791234567` and `0401234567` are not MSISDN even though they match.
-_MSISDN = r"[1-9]\d{8,14}"
-_MSISDN_TEXT = "MSISDN digits with country code, no + or 00, e.g. 4791234567"
-
-MSISDN = PhoneFormat(_MSISDN_TEXT, re.compile(_MSISDN))
-# [RC #/components/schemas/DraftAgreementV2/properties/customerPhoneNumber]: `^\d{10,15}$`.
-MSISDN_10_15 = PhoneFormat(
-    "MSISDN digits with country code (10 to 15 digits), no + or 00, e.g. 4791234567",
-    re.compile(r"[1-9]\d{9,14}"),
-)
-# [RC #/components/schemas/ForceAcceptAgreement/properties/customerPhoneNumber] has no format, and
-# its own example is the national `91234567`: both forms are accepted, repairs give MSISDN.
-MSISDN_OR_NATIONAL = PhoneFormat(
-    f"{_MSISDN_TEXT} (the spec's example 91234567 is also accepted)",
-    re.compile(rf"{_MSISDN}|\d{{8}}"),
-)
-ECOM = PhoneFormat(
-    "the 8-digit Norwegian number, no +47, 0047 or spaces, e.g. 91234567",
-    re.compile(r"\d{8}"),
-    national=True,
-)
-CHECKOUT = PhoneFormat(_MSISDN_TEXT, re.compile(_MSISDN), lenient=True)
-# Checkout v2 prefill: "If no country code is provided, defaults to Norway (47)".
-CHECKOUT_V2 = PhoneFormat(
-    f"{_MSISDN_TEXT} (8 digits without a country code are read as Norwegian)",
-    re.compile(rf"{_MSISDN}|\d{{8}}"),
-    lenient=True,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class PhoneField:
-    """One body field that holds a phone number, its API's form, and the spec pointer."""
-
-    path: Path
-    format: PhoneFormat
-    spec: str
-
-
-# Operation.key, field, form, spec key and schema (the field's pointer is its `properties/` entry).
-_ROWS: tuple[tuple[str, str, PhoneFormat, str, str], ...] = (
-    ("epayment.create_payment", "customer.phoneNumber", MSISDN, "EP", "CustomerPhoneNumber"),
-    # ForceApprove.customer is the same Customer schema.
-    ("epayment.force_approve", "customer.phoneNumber", MSISDN, "EP", "CustomerPhoneNumber"),
-    ("ecom.initiate_payment", "customerInfo.mobileNumber", ECOM, "EC", "CustomerInfo"),
-    ("ecom.force_approve", "customerPhoneNumber", ECOM, "EC", "ForceApproveRequest"),
-    ("recurring.draft_agreement", "phoneNumber", MSISDN, "RC", "DraftAgreementV3"),
-    ("recurring.force_accept_agreement", "phoneNumber", MSISDN, "RC", "ForceAcceptAgreementV3"),
-    ("recurring.draft_agreement_v2", "customerPhoneNumber", MSISDN_10_15, "RC", "DraftAgreementV2"),
-    (
-        "recurring.force_accept_agreement_v2",
-        "customerPhoneNumber",
-        MSISDN_OR_NATIONAL,
-        "RC",
-        "ForceAcceptAgreement",
-    ),
-    ("checkout.create_session", "prefillCustomer.phoneNumber", CHECKOUT, "CO", "PrefillCustomer"),
-    # The merchant's own number for Porterbuddy deliveries, also documented as MSISDN.
-    (
-        "checkout.create_session",
-        "logistics.integrations.porterbuddy.origin.phoneNumber",
-        CHECKOUT,
-        "CO",
-        "PorterbuddyOrigin",
-    ),
-    (
-        "checkout.create_session_v2",
-        "prefillCustomer.phoneNumber",
-        CHECKOUT_V2,
-        "checkout-v2.yaml",
-        "PrefillCustomer",
-    ),
-)
-
-
-def _table() -> dict[str, tuple[PhoneField, ...]]:
-    table: dict[str, tuple[PhoneField, ...]] = {}
-    for key, dotted, fmt, spec, schema in _ROWS:
-        path = tuple(dotted.split("."))
-        pointer = f"{spec} #/components/schemas/{schema}/properties/{path[-1]}"
-        table[key] = (*table.get(key, ()), PhoneField(path, fmt, pointer))
-    return table
-
-
-PHONE_TABLE: Mapping[str, tuple[PhoneField, ...]] = MappingProxyType(_table())
-"""The phone fields of each operation (keyed by `Operation.key`), with their API's form."""
-
-PHONE_FIELDS: Mapping[str, tuple[Path, ...]] = MappingProxyType(
-    {key: tuple(f.path for f in fields) for key, fields in PHONE_TABLE.items()}
-)
-"""The JSON paths of phone fields per `Operation.key`, e.g. for masking logged bodies."""
-
-# Where the body names its currency: a number without a country code is most likely from the
-# merchant's market, which the currency gives away (a sales unit's currency matches its country).
-_CURRENCY_AT: Mapping[str, Path] = MappingProxyType(
-    {
-        "epayment.create_payment": ("amount", "currency"),
-        "recurring.draft_agreement": ("pricing", "currency"),
-        "recurring.draft_agreement_v2": ("currency",),
-        "checkout.create_session": ("transaction", "amount", "currency"),
-        "checkout.create_session_v2": ("transaction", "amount", "currency"),
-    }
-)
+# Where a number without a country code is read: the country of the body's currency (the
+# catalogue's `currency`, the main amount's), since a sales unit's currency matches its market.
 # EUR is Finland: the one euro market of Vipps MobilePay.
 _REGION_OF_CURRENCY: Mapping[str, str] = MappingProxyType(
     {"NOK": "NO", "DKK": "DK", "EUR": "FI", "SEK": "SE"}
@@ -171,7 +59,7 @@ _REGION_OF_CURRENCY: Mapping[str, str] = MappingProxyType(
 _NORWAY = 47
 # Characters people put between digits; anything else (letters, "ext") is not a notation slip.
 _SEPARATORS = str.maketrans(dict.fromkeys(" \t\u00a0\u2009\u202f-.()"))
-_MSISDN_SHAPE = re.compile(_MSISDN)
+_MSISDN_SHAPE = MSISDN.fits
 _MAX_DIGITS = 17  # 15 (E.164) plus a 00 prefix
 _MASK = "******"
 
@@ -342,7 +230,7 @@ def _regions(request: AuditedRequest, fmt: PhoneFormat, default_region: str) -> 
     """Where to read a number without a country code: the currency's country, then the default."""
     if fmt.national:
         return ("NO",)  # eCom's numbers are Norwegian by definition
-    at = _CURRENCY_AT.get(request.operation.key)
+    at = spec_of(request.operation).currency
     currency = request.field(at) if at else None
     region = _REGION_OF_CURRENCY.get(currency) if isinstance(currency, str) else None
     return tuple(dict.fromkeys(r for r in (region, default_region) if r))
@@ -351,7 +239,7 @@ def _regions(request: AuditedRequest, fmt: PhoneFormat, default_region: str) -> 
 def _readings(
     request: AuditedRequest, default_region: str
 ) -> Iterator[tuple[PhoneField, JsonValue, _Reading]]:
-    for field in PHONE_TABLE.get(request.operation.key, ()):
+    for field in spec_of(request.operation).phones:
         value = request.field(field.path)
         if value is not None:  # absent, or an optional field sent as null: nothing to check
             regions = _regions(request, field.format, default_region)
@@ -390,7 +278,7 @@ class PhoneNumberFormat:
         _check_region(self.default_region)
 
     def applies_to(self, operation: Operation) -> bool:
-        return operation.key in PHONE_TABLE
+        return bool(spec_of(operation).phones)
 
     def check(self, request: AuditedRequest) -> Iterable[Finding]:
         for field, value, reading in _readings(request, self.default_region):
@@ -434,7 +322,7 @@ class PhoneNumberRecognised:
         _check_region(self.default_region)
 
     def applies_to(self, operation: Operation) -> bool:
-        return operation.key in PHONE_TABLE
+        return bool(spec_of(operation).phones)
 
     def check(self, request: AuditedRequest) -> Iterable[Finding]:
         for field, value, reading in _readings(request, self.default_region):

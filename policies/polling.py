@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from policies.catalogue import spec_of
 from policies.jsonbody import JsonValue
 from policies.model import Action, AuditedRequest, Finding, Source
 from policies.operations import Operation
@@ -25,24 +26,6 @@ from policies.state import Clock, PaymentKey, Store, payment_key
 
 __all__ = ["PollState", "PollingAudit", "PollingTooFrequent", "Unpolled"]
 
-CREATES = frozenset(
-    {
-        "epayment.create_payment",
-        "ecom.initiate_payment",
-        "checkout.create_session",
-        "recurring.draft_agreement",
-    }
-)
-POLLS = frozenset(
-    {
-        "epayment.get_payment",
-        "epayment.get_payment_events",
-        "ecom.get_payment_details",
-        "ecom.get_order_status",
-        "checkout.get_session",
-        "recurring.get_agreement",
-    }
-)
 FIRST_POLL_AFTER = 5.0
 POLL_INTERVAL = 2.0
 
@@ -98,8 +81,8 @@ class PollingAudit:
         self, request: AuditedRequest, status: int | None, response: JsonValue = None
     ) -> None:
         """Note a payment created (a 2xx answer to a create call) or polled (any forwarded poll)."""
-        op = request.operation.key
-        if op in CREATES:
+        spec = spec_of(request.operation)
+        if spec.awaits_polls:
             key = payment_key(request, response)
             if key is None or status is None or not 200 <= status < 300:
                 return
@@ -111,7 +94,7 @@ class PollingAudit:
             state.created_at = now
             self._store.put(key, state)
             self._queue.append((now, key))
-        elif op in POLLS:
+        elif spec.polls:
             key = payment_key(request)
             if key is None:
                 return
@@ -152,7 +135,7 @@ class PollingTooFrequent:
         self._clock = clock
 
     def applies_to(self, operation: Operation) -> bool:
-        return operation.key in POLLS
+        return spec_of(operation).polls
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
         key = payment_key(request)

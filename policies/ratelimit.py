@@ -19,12 +19,19 @@ import hashlib
 import math
 from array import array
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
-from policies.headers import SUBSCRIPTION_KEY
+from policies.header_fields import SUBSCRIPTION_KEY
 from policies.model import Action, AuditedRequest, Finding, Source
 from policies.operations import OPERATIONS, Operation
+from policies.rate_limits import (
+    DEFAULT_LIMITS,
+    IDEMPOTENCY,
+    MSN,
+    PAYMENT,
+    SUBSCRIPTION,
+    Limit,
+)
 from policies.state import Clock, Store, idempotency_key, merchant_serial_number, payment_key
 
 __all__ = [
@@ -36,9 +43,6 @@ __all__ = [
     "parse_retry_after",
 ]
 
-# What a limit is counted per (the parts of its key).
-PAYMENT, MSN, SUBSCRIPTION = "payment", "msn", "subscription"
-AGREEMENT, CHARGE, IDEMPOTENCY = "agreementId", "chargeId", "idempotency"
 _NAMES = {MSN: "Merchant-Serial-Number", SUBSCRIPTION: "subscription key"}
 
 RATE_LIMIT_RULE = "rate_limit.exceeded"
@@ -50,53 +54,6 @@ def _describe(per: tuple[str, ...], api: str, joiner: str) -> str:
     names = {**_NAMES, PAYMENT: payment, IDEMPOTENCY: "Idempotency-Key"}
     return joiner.join(names.get(part, part) for part in per)
 
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """At most `requests` per `window_seconds` for each distinct key made of `per`."""
-
-    requests: int
-    window_seconds: float
-    per: tuple[str, ...] = (PAYMENT, MSN)
-
-    def __str__(self) -> str:
-        return f"{self.requests}/{self.window_seconds:g}"
-
-
-def _limits(table: dict[str, tuple[int, tuple[str, ...]]]) -> Mapping[str, Limit]:
-    return MappingProxyType({op: Limit(n, 60.0, per) for op, (n, per) in table.items()})
-
-
-DEFAULT_LIMITS: Mapping[str, Limit] = _limits(
-    {
-        # ePayment: reference + MSN, reads reference + subscription key (facts §11.1).
-        "epayment.create_payment": (5, (PAYMENT, MSN)),
-        "epayment.capture_payment": (5, (PAYMENT, MSN)),
-        "epayment.cancel_payment": (5, (PAYMENT, MSN)),
-        "epayment.refund_payment": (5, (PAYMENT, MSN)),
-        "epayment.get_payment": (120, (PAYMENT, SUBSCRIPTION)),
-        "epayment.get_payment_events": (120, (PAYMENT, SUBSCRIPTION)),
-        # eCom: orderId + MSN, reads orderId + subscription key.
-        "ecom.initiate_payment": (2, (PAYMENT, MSN)),
-        "ecom.cancel_payment": (5, (PAYMENT, MSN)),
-        "ecom.capture_payment": (5, (PAYMENT, MSN)),
-        "ecom.refund_payment": (5, (PAYMENT, MSN)),
-        "ecom.get_order_status": (120, (PAYMENT, SUBSCRIPTION)),
-        "ecom.get_payment_details": (120, (PAYMENT, SUBSCRIPTION)),
-        # Recurring v3; "per merchant" is the MSN, or the subscription key without one.
-        "recurring.create_charge": (2, (AGREEMENT, IDEMPOTENCY)),  # "chargeId (from the key)"
-        "recurring.cancel_charge": (5, (AGREEMENT, CHARGE)),
-        "recurring.capture_charge": (5, (AGREEMENT, CHARGE)),
-        "recurring.refund_charge": (5, (AGREEMENT, CHARGE)),
-        "recurring.list_agreements": (5, (MSN, SUBSCRIPTION)),
-        "recurring.update_agreement": (5, (AGREEMENT,)),
-        "recurring.get_charge": (10, (AGREEMENT, CHARGE)),
-        "recurring.get_charge_by_id": (100, (CHARGE, MSN, SUBSCRIPTION)),
-        "recurring.list_charges": (10, (AGREEMENT,)),
-        "recurring.get_agreement": (120, (AGREEMENT,)),
-        "recurring.draft_agreement": (300, (MSN, SUBSCRIPTION)),
-    }
-)
 
 _CATALOGUE = frozenset(op.key for op in OPERATIONS)
 _FORMAT = "operation=requests/seconds or operation=off, e.g. epayment.capture_payment=5/60"
@@ -185,12 +142,14 @@ class RateLimitGuard:
         self._clock = clock
         self._store = store
         self.limits: Mapping[str, Limit] = MappingProxyType(dict(limits))
+        # Settings name operations by key; requests are looked up by the operation itself.
+        self._by_operation = {op: limits[op.key] for op in OPERATIONS if op.key in limits}
 
     def applies_to(self, operation: Operation) -> bool:
-        return operation.key in self.limits
+        return operation in self._by_operation
 
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
-        limit = self.limits.get(request.operation.key)
+        limit = self._by_operation.get(request.operation)
         window = self._store.get(self._key(request, limit)) if limit is not None else None
         if limit is None or window is None:
             return
@@ -221,7 +180,7 @@ class RateLimitGuard:
 
     def record(self, request: AuditedRequest) -> None:
         """Count a request that was forwarded to Vipps."""
-        limit = self.limits.get(request.operation.key)
+        limit = self._by_operation.get(request.operation)
         if limit is None:
             return
         key = self._key(request, limit)
@@ -235,7 +194,7 @@ class RateLimitGuard:
     def record_upstream_429(self, request: AuditedRequest, retry_after: str | None) -> float | None:
         """Remember that Vipps answered 429; returns the Retry-After seconds, if it gave any."""
         seconds = parse_retry_after(retry_after)
-        limit = self.limits.get(request.operation.key)
+        limit = self._by_operation.get(request.operation)
         if seconds is None or limit is None:
             return seconds
         key = self._key(request, limit)

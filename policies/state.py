@@ -16,7 +16,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeAlias, TypeVar
 
-from policies.headers import IDEMPOTENCY_KEY, MERCHANT_SERIAL_NUMBER, REQUEST_ID
+from policies.catalogue import spec_of
+from policies.header_fields import MERCHANT_SERIAL_NUMBER
 from policies.jsonbody import JsonValue, Path
 from policies.model import AuditedRequest
 from policies.operations import Operation
@@ -186,13 +187,6 @@ class BoundedStore(Generic[K, V]):
 PaymentKey: TypeAlias = tuple[str, str, str]
 """(api, Merchant-Serial-Number header or "", payment id); a Checkout payment is ePayment's."""
 
-# The body field naming the payment a create call makes (facts §4.4, §5.4, §7).
-_CREATED_ID: dict[str, Path] = {
-    "epayment.create_payment": ("reference",),
-    "ecom.initiate_payment": ("transaction", "orderId"),
-    "checkout.create_session": ("transaction", "reference"),
-}
-
 
 def merchant_serial_number(request: AuditedRequest) -> str:
     """The `Merchant-Serial-Number` header, or "" when absent."""
@@ -205,9 +199,7 @@ def idempotency_header(operation: Operation) -> str | None:
     Facts §2.2 ([EP #/components/parameters/Idempotency-Key], [EC .../capture/post/parameters],
     [RC #/components/parameters/Idempotency-Key]).
     """
-    if operation.api in ("epayment", "recurring"):
-        return IDEMPOTENCY_KEY
-    return REQUEST_ID if operation.api == "ecom" else None
+    return spec_of(operation).headers.idempotency_header
 
 
 def idempotency_key(request: AuditedRequest) -> str | None:
@@ -235,6 +227,7 @@ def payment_key(request: AuditedRequest, response: JsonValue = None) -> PaymentK
     for a call that creates the payment. `response` may also be one charge of a list.
     """
     op, params = request.operation, request.path_params
+    created_id = spec_of(op).created_id
     pid: JsonValue = params.get("reference") or params.get("orderId")
     if op.api == "recurring":
         agreement = params.get("agreementId") or field_at(response, ("agreementId",))
@@ -242,14 +235,14 @@ def payment_key(request: AuditedRequest, response: JsonValue = None) -> PaymentK
             params.get("chargeId")
             or field_at(response, ("chargeId",))
             or field_at(response, ("id",))
-            or (request.field(("orderId",)) if op.name == "create_charge" else None)
+            or (request.field(created_id) if created_id is not None else None)
         )
         if op.name in ("draft_agreement", "get_agreement"):
             pid = agreement
         elif isinstance(agreement, str) and isinstance(charge, str):
             pid = f"{agreement}/{charge}"
-    elif op.key in _CREATED_ID:
-        pid = request.field(_CREATED_ID[op.key])
+    elif created_id is not None:
+        pid = request.field(created_id)
     if not isinstance(pid, str) or not pid:
         return None
     return ("epayment" if op.api == "checkout" else op.api, merchant_serial_number(request), pid)
