@@ -115,7 +115,9 @@ class OperationSpec:
     `amount` is the amount the payment audit counts: the main amount (`MoneyField.main`), or
     the one amount of an operation that has only one (a capture or refund); `currency` is where
     the body names the currency of its main amount. `created_id` is the body field naming the
-    payment or charge a create call makes; `path_id` the path parameter naming the payment.
+    payment or charge a create call makes; `path_id` the path parameter naming the payment,
+    `echoed_id` the body fields integrations echo it in. `creates` ... `polls` spell out
+    `parts` (see `Part`); `writes` says the method changes something at Vipps.
     """
 
     operation: Operation
