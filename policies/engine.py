@@ -105,12 +105,14 @@ class PolicyEngine:
     def _outcome(self, finding: Finding) -> Outcome:
         if finding.advisory:
             return Outcome.REPORTED
-        if self.mode is PolicyMode.REPORT:
-            return Outcome.WOULD_BLOCK
         action = self.actions[finding.rule]
+        repairable = action is Action.REPAIR and finding.repair is not None
+        if self.mode is PolicyMode.REPORT:
+            # A dry run names what enforce would do: a repair is not a block.
+            return Outcome.WOULD_REPAIR if repairable else Outcome.WOULD_BLOCK
         if action is Action.REPORT:
             return Outcome.WOULD_BLOCK
-        if action is Action.REPAIR and finding.repair is not None:
+        if repairable:
             return Outcome.REPAIRED
         return Outcome.BLOCKED
 

@@ -49,6 +49,8 @@ class Outcome(StrEnum):
 
     BLOCKED = "blocked"
     WOULD_BLOCK = "would_block"
+    # Report mode: a finding `enforce` would repair (forwarded unchanged, nothing blocked).
+    WOULD_REPAIR = "would_repair"
     REPAIRED = "repaired"
     REPORTED = "reported"
 

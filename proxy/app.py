@@ -2,15 +2,21 @@
 
 `create_app(settings)` returns the proxy application (every path, every method); the admin
 application serves `/metrics`, `/livez`, `/readyz`. `serve(settings)` runs both until SIGTERM
-or SIGINT, then drains: readiness turns false, the listener closes, in-flight requests finish
-within the grace budget, and the process exits 0.
+or SIGINT, then drains within `VIPPS_PROXY_SHUTDOWN_GRACE_SECONDS` from the signal to the
+return: readiness turns false, the listener closes, in-flight requests may finish until the
+budget's reserve, and any still running then are answered and recorded as cut
+(`proxy.drain`). A port in use or a host that does not resolve raises `StartupError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
+import os
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -31,8 +37,9 @@ from policies.rules import RuleOptions, default_rules
 from policies.state import Clock
 from proxy import __version__
 from proxy.audit import AuditLog, Sink, stdout_sink
-from proxy.config import Settings
+from proxy.config import Settings, StartupError
 from proxy.dashboard import install_dashboard
+from proxy.drain import Budget, Drain
 from proxy.handler import ProxyHandler
 from proxy.metrics import ProxyMetrics, StateCollector
 from proxy.upstream import Upstream
@@ -59,6 +66,7 @@ class ProxyState:
     upstream: Upstream
     lifecycle: Lifecycle
     payments: PaymentAudit
+    drain: Drain
 
 
 STATE = web.AppKey("state", ProxyState)
@@ -110,6 +118,7 @@ def build_state(
         upstream=Upstream(settings),
         lifecycle=Lifecycle(),
         payments=payments,
+        drain=Drain(grace=settings.shutdown_grace_seconds),
     )
 
 
@@ -150,6 +159,7 @@ def create_app(settings: Settings, state: ProxyState | None = None) -> web.Appli
         state.payments,
         log_body_max_bytes=settings.log_body_max_bytes,
         max_body_bytes=settings.max_body_bytes,
+        drain=state.drain,
     )
     app.router.add_route("*", "/{tail:.*}", handler.handle)
 
@@ -214,27 +224,99 @@ def process_registry() -> CollectorRegistry:
     return registry
 
 
+def _bind_cause(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return "host name does not resolve"
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
+
+
+def bind_failure(name: str, host: str, port: int, exc: OSError) -> StartupError:
+    """The one-line start-up error for a listener that could not open: which setting, why."""
+    cause = _bind_cause(exc)
+    host_fault = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+    if host_fault:
+        return StartupError(f"VIPPS_PROXY_{name}_HOST", host, cause)
+    return StartupError(f"VIPPS_PROXY_{name}_PORT", str(port), cause)
+
+
+async def _listen(runner: web.AppRunner, name: str, host: str, port: int) -> None:
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise bind_failure(name, host, port, exc) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def startup_notes(settings: Settings) -> dict[str, object]:
+    """What the `started` line says beyond the addresses: overrides, dashboard, upstream."""
+    notes: dict[str, object] = {
+        "rule_actions": {rule: action.value for rule, action in settings.rule_actions.items()},
+        "rate_limits": settings.rate_limits,
+    }
+    if settings.dashboard_enabled:
+        host = settings.admin_host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        notes["dashboard"] = f"http://{shown}:{settings.admin_port}/dashboard"
+    return notes
+
+
+def plain_upstream_warning(settings: Settings) -> dict[str, str] | None:
+    """A warning when requests would go to a non-loopback host without TLS."""
+    url = settings.upstream_url
+    if url.scheme != "http" or _is_loopback(url.host or ""):
+        return None
+    return {
+        "upstream": settings.upstream_base,
+        "detail": "the upstream is plain http:// to a host that is not loopback: tokens and"
+        " payment data would cross the network unencrypted; Vipps is https://api.vipps.no",
+    }
+
+
 async def serve(settings: Settings, state: ProxyState | None = None) -> None:
-    """Run the proxy and admin servers until a stop signal, then drain and return."""
+    """Run the proxy and admin servers until a stop signal, then drain and return.
+
+    The drain fits in the grace budget, measured from the signal: requests may finish until
+    `Budget.wait`, the rest are cut (answered 504 or 503 and recorded with
+    `outcome="shutdown"`), and the servers close within the reserve.
+    """
     if state is None:
         state = build_state(settings, registry=process_registry())
     lifecycle = state.lifecycle
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lifecycle.stopped.set)
+    budget = Budget(settings.shutdown_grace_seconds)
 
-    admin_runner = web.AppRunner(create_admin_app(state), access_log=None)
+    admin_runner = web.AppRunner(
+        create_admin_app(state), access_log=None, shutdown_timeout=budget.close
+    )
     proxy_runner = web.AppRunner(
         create_app(settings, state),
         access_log=None,
-        shutdown_timeout=settings.shutdown_grace_seconds,
+        shutdown_timeout=budget.close,
         handle_signals=False,
     )
     # The proxy listens before the admin port answers, so a passing probe means it is serving.
     await proxy_runner.setup()
-    await web.TCPSite(proxy_runner, settings.listen_host, settings.listen_port).start()
-    await admin_runner.setup()
-    await web.TCPSite(admin_runner, settings.admin_host, settings.admin_port).start()
+    try:
+        await _listen(proxy_runner, "LISTEN", settings.listen_host, settings.listen_port)
+        await admin_runner.setup()
+        await _listen(admin_runner, "ADMIN", settings.admin_host, settings.admin_port)
+    except StartupError:
+        await admin_runner.cleanup()
+        await proxy_runner.cleanup()
+        raise
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lifecycle.stopped.set)
     lifecycle.ready = True
     state.audit.write(
         "info",
@@ -245,12 +327,52 @@ async def serve(settings: Settings, state: ProxyState | None = None) -> None:
             "upstream": settings.upstream_base,
             "policy_mode": settings.policy_mode.value,
             "version": __version__,
+            **startup_notes(settings),
         },
     )
+    plain = plain_upstream_warning(settings)
+    if plain is not None:
+        state.audit.write("warning", "upstream_not_tls", plain)
     await lifecycle.stopped.wait()
+    signalled = loop.time()
     lifecycle.draining = True
-    state.audit.write("info", "draining", {"grace_seconds": settings.shutdown_grace_seconds})
-    # Closes the listener first, then waits up to the grace budget for in-flight requests.
+    state.audit.write(
+        "info",
+        "draining",
+        {"grace_seconds": settings.shutdown_grace_seconds, "in_flight": state.drain.in_flight},
+    )
+    # Close the listener first; requests already accepted run on.
+    for site in list(proxy_runner.sites):
+        await site.stop()
+    await asyncio.sleep(0)
+    wait = budget.wait - (loop.time() - signalled)
+    if not await state.drain.wait_idle(wait):
+        cut = state.drain.cut()
+        state.audit.write(
+            "warning",
+            "drain_cut",
+            {"requests": cut, "grace_seconds": settings.shutdown_grace_seconds},
+        )
+        # Let the cut handlers answer and record before the servers close.
+        await state.drain.wait_idle(budget.close)
     await proxy_runner.cleanup()
     await admin_runner.cleanup()
-    state.audit.write("info", "stopped", {})
+    state.audit.write(
+        "info",
+        "stopped",
+        {
+            "drain_seconds": round(loop.time() - signalled, 3),
+            "requests": request_totals(state.metrics),
+        },
+    )
+
+
+def request_totals(metrics: ProxyMetrics) -> dict[str, int]:
+    """Requests counted since start, by outcome (the final line's summary of the counter)."""
+    totals: dict[str, int] = {}
+    for family in metrics.requests.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                outcome = sample.labels["outcome"]
+                totals[outcome] = totals.get(outcome, 0) + int(sample.value)
+    return totals

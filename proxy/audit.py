@@ -74,8 +74,12 @@ def level_for_status(status: int) -> str:
     return "info"
 
 
-def error_body(body: bytes, content_type: str, max_bytes: int) -> Record:
-    """The loggable form of an error body: redacted JSON when it parses, else masked text."""
+def error_body(body: bytes, content_type: str, max_bytes: int, *, masked: bool = False) -> Record:
+    """The loggable form of an error body: redacted JSON when it parses, else masked text.
+
+    `masked`: the proxy's own answer, built from already-masked values; redacting its text
+    again would hide its own words (`Ocp-Apim-Subscription-Key: required header is missing`).
+    """
     if not body:
         return {"empty": True}
     try:
@@ -83,7 +87,7 @@ def error_body(body: bytes, content_type: str, max_bytes: int) -> Record:
     except orjson.JSONDecodeError:
         text = mask_text(body[:max_bytes].decode("utf-8", errors="replace"))
         return {"text": text, "truncated": len(body) > max_bytes, "content_type": content_type}
-    redacted = redact_json(parsed)
+    redacted = parsed if masked else redact_json(parsed)
     encoded = orjson.dumps(redacted, default=_default)
     if len(encoded) <= max_bytes:
         return {"json": redacted, "content_type": content_type}

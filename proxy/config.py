@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -87,6 +89,10 @@ class Settings(BaseSettings):
     poll_audit_window_seconds: float = Field(default=300.0, ge=5, le=24 * 3600.0)
     dashboard_enabled: bool = True
     dashboard_max_entries: int = Field(default=500, ge=10, le=100_000)
+    strict_settings: bool = Field(
+        default=True,
+        description="An unknown VIPPS_PROXY_* variable stops start-up (false: only a warning).",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -157,13 +163,84 @@ def load_settings() -> Settings:
         raise ConfigError(_describe(exc)) from None
 
 
+class StartupError(ConfigError):
+    """A setting's value cannot be used at start-up: a port in use, a host that does not resolve.
+
+    The message is one line naming the variable, the value and the cause:
+    `VIPPS_PROXY_LISTEN_PORT=8080: address already in use`.
+    """
+
+    def __init__(self, variable: str, value: str, cause: str) -> None:
+        super().__init__(f"{variable}={value}: {cause}")
+        self.variable = variable
+        self.value = value
+        self.cause = cause
+
+
+# Names Kubernetes injects for a Service called `vipps-proxy` (docker-link style variables):
+# VIPPS_PROXY_SERVICE_HOST, VIPPS_PROXY_SERVICE_PORT[_<NAME>], VIPPS_PROXY_PORT,
+# VIPPS_PROXY_PORT_8080_TCP[_PROTO|_PORT|_ADDR].
+_SERVICE_VARIABLE = re.compile(r"(?:.*_)?(?:SERVICE_HOST|SERVICE_PORT(?:_.*)?|PORT|PORT_.*)")
+
+# How close a misspelt name must be to a setting to be suggested (difflib's ratio).
+SUGGESTION_CUTOFF = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownVariable:
+    """A `VIPPS_PROXY_*` variable that is no setting."""
+
+    name: str
+    suggestion: str | None
+    # A name Kubernetes injects for a Service: never fatal.
+    service: bool
+
+    @property
+    def note(self) -> str:
+        """The name, with the closest setting when there is a close one."""
+        return self.name + (f" (did you mean {self.suggestion}?)" if self.suggestion else "")
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[UnknownVariable]:
+    """`VIPPS_PROXY_*` variables that are no setting, each with a close setting if any.
+
+    Suggestions compare the part after the prefix, so the shared prefix alone never makes a
+    name look close (`VIPPS_PROXY_FOO` suggests nothing).
+    """
+    known = sorted(name.upper() for name in Settings.model_fields)
+    found = []
+    for key in sorted(environ):
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX):
+            continue
+        rest = upper.removeprefix(ENV_PREFIX)
+        if rest.lower() in Settings.model_fields:
+            continue
+        close = difflib.get_close_matches(rest, known, n=1, cutoff=SUGGESTION_CUTOFF)
+        found.append(
+            UnknownVariable(
+                key,
+                ENV_PREFIX + close[0] if close else None,
+                _SERVICE_VARIABLE.fullmatch(rest) is not None,
+            )
+        )
+    return found
+
+
+def check_unknown(unknown: list[UnknownVariable], *, strict: bool) -> list[UnknownVariable]:
+    """Raise ConfigError for unknown variables when strict; return those left to warn about.
+
+    A Service's injected names are only warned about (and only when close to a setting).
+    """
+    fatal = [u for u in unknown if strict and not u.service]
+    if fatal:
+        names = "; ".join(f"{u.note}: is not a setting" for u in fatal)
+        raise ConfigError(
+            f"{names} (VIPPS_PROXY_STRICT_SETTINGS=false starts anyway, with a warning)"
+        )
+    return [u for u in unknown if not u.service or u.suggestion is not None]
+
+
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """`VIPPS_PROXY_*` variables that are no setting, each with the closest known name."""
-    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    notes = []
-    for key in sorted(environ):
-        if key.upper().startswith(ENV_PREFIX) and key.upper() not in known:
-            close = difflib.get_close_matches(key.upper(), sorted(known), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            notes.append(f"{key}{hint}")
-    return notes
+    return [u.note for u in unknown_settings(environ)]

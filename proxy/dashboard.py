@@ -31,7 +31,7 @@ Clock = Callable[[], datetime]
 DEFAULT_MAX_GROUPS = 100
 _CODE_MAX = 64
 # Most severe first: a finding's rule names the group by the worst thing done about it.
-_ACTION_ORDER = ("blocked", "would_block", "repaired", "reported")
+_ACTION_ORDER = ("blocked", "would_block", "would_repair", "repaired", "reported")
 _OBSERVED_LEVELS = frozenset({"warning", "error"})
 # Totals shown in the page header, counted since start, whatever the buffer still holds.
 TOTALS = ("recorded", "vipps_errors", "blocked", "would_block", "upstream_errors", "events")
@@ -90,12 +90,19 @@ def classify(event: str, record: Mapping[str, Any]) -> tuple[str, str]:
     rule = _worst_rule(record)
     if outcome == "upstream_error":
         return "upstream_error", str(record.get("upstream_error") or "upstream_error")
+    if outcome == "shutdown":
+        # Cut by the end of the shutdown grace: no answer from Vipps either.
+        return "upstream_error", "shutdown"
     if outcome == "blocked":
         return "blocked", rule or "proxy"
     if isinstance(status, int) and status >= 400:
         code = record.get("vipps_error_code")
         return "vipps_error", str(code) if code is not None else (rule or "none")
-    return ("would_block" if "would_block" in _actions(record) else "finding"), rule or "none"
+    actions = _actions(record)
+    for kind in ("would_block", "would_repair"):
+        if kind in actions:
+            return kind, rule or "none"
+    return "finding", rule or "none"
 
 
 @dataclass(frozen=True, slots=True)

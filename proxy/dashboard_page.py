@@ -82,6 +82,7 @@ td.nowrap { white-space: nowrap; }
 .badge.vipps_error { background: #fff1eb; color: #c4320a; }
 .badge.blocked { background: #fef0c7; color: var(--amber); }
 .badge.would_block { background: var(--yellow); color: #854a0e; }
+.badge.would_repair { background: #ecfdf3; color: #05603a; }
 .badge.upstream_error { background: #fee4e2; color: #912018; }
 .badge.finding { background: #eff8ff; color: var(--blue); }
 button.toggle {
@@ -124,6 +125,7 @@ SCRIPT = """
   const POLL_MS = 2000;
   const KINDS = {
     vipps_error: "Vipps error", blocked: "blocked", would_block: "would block",
+    would_repair: "would repair",
     upstream_error: "no answer", finding: "finding", event: "event",
   };
   const opened = new Set();
@@ -168,7 +170,8 @@ SCRIPT = """
     if (f.value !== null && f.value !== undefined) text += " (sent " + f.value + ")";
     if (f.expected) text += "; expected " + f.expected;
     const li = el("li");
-    const kind = f.action === "blocked" || f.action === "would_block" ? f.action : "finding";
+    const kind = ["blocked", "would_block", "would_repair"].includes(f.action)
+      ? f.action : "finding";
     li.append(badge(kind), " " + text);
     return li;
   }

@@ -6,6 +6,8 @@ engine's business, and Vipps' error shapes are rendered by `policies.errors`.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import math
 import os
 import time
@@ -18,19 +20,21 @@ from multidict import CIMultiDict
 from policies.engine import PolicyEngine
 from policies.errors import ErrorDocument, render_block, vipps_error_code, vipps_trace_id
 from policies.jsonbody import JsonValue
-from policies.model import AuditedRequest, Headers, Outcome, Verdict, audited_request
+from policies.model import AuditedRequest, Finding, Headers, Outcome, Verdict, audited_request
 from policies.operations import UNKNOWN, Operation, identify
 from policies.payment_audit import PaymentAudit
 from policies.ratelimit import RATE_LIMIT_RULE
 from policies.redaction import SECRET_FIELDS, mask_text, redact_query, scrub, scrub_record
 from proxy.audit import AuditLog, Record, error_body, finding_records, level_for_status
 from proxy.content_coding import decode_body, encode_body
+from proxy.drain import Drain
 from proxy.metrics import ProxyMetrics
 from proxy.problem import (
     BadRequest,
     BodyTooLarge,
     ClientClosed,
     ProxyError,
+    ShutdownCut,
     UpstreamError,
     render_problem,
 )
@@ -56,6 +60,12 @@ class Exchange:
     vipps_error_code: str | None = None
     upstream_reason: str | None = None
     retry_after: str | None = None
+    # Sent to Vipps (so it may have arrived), and cut by the end of the shutdown grace.
+    forwarded: bool = False
+    cut: bool = False
+    # A block's answer as logged: rendered again from findings with masked values, so the
+    # proxy's own words (header names, examples) stay readable in the log.
+    logged_block: ErrorDocument | None = None
     # This request's own credentials, scrubbed from anything logged about it.
     secrets: tuple[str, ...] = ()
 
@@ -102,6 +112,12 @@ def _parse_json(answer: UpstreamResponse) -> JsonValue:
     return parsed
 
 
+def _masked(finding: Finding) -> Finding:
+    """A finding as it may be logged: where and what was sent masked, the rule's words kept."""
+    value = mask_text(finding.value) if finding.value is not None else None
+    return dataclasses.replace(finding, field=mask_text(finding.field), value=value)
+
+
 def _json_response(status: int, content_type: str, body: bytes) -> web.Response:
     return web.Response(status=status, body=body, headers={"Content-Type": content_type})
 
@@ -119,6 +135,7 @@ class ProxyHandler:
         *,
         log_body_max_bytes: int,
         max_body_bytes: int,
+        drain: Drain | None = None,
     ) -> None:
         self._engine = engine
         self._upstream = upstream
@@ -127,6 +144,7 @@ class ProxyHandler:
         self._payments = payments
         self._log_body_max = log_body_max_bytes
         self._max_body = max_body_bytes
+        self._drain = drain if drain is not None else Drain()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -142,10 +160,19 @@ class ProxyHandler:
             request_id, request.method, Operation("unknown", "unknown", "*", "/"), started
         )
         self._metrics.in_flight.inc()
+        task = self._drain.enter()
         try:
             response = await self._process(request, exchange, raw_target, path, query)
         except ProxyError as error:
             response = self._problem_response(error, exchange, path)
+        except asyncio.CancelledError:
+            if task is None or not self._drain.cutting:
+                raise
+            # The drain's own cut: answer and record the request instead of dropping it.
+            task.uncancel()
+            exchange.cut = True
+            cut = ShutdownCut(forwarded=exchange.forwarded, grace_seconds=self._drain.grace)
+            response = self._problem_response(cut, exchange, path)
         except Exception as exc:
             response = self._problem_response(
                 ProxyError(
@@ -162,6 +189,7 @@ class ProxyHandler:
             )
         finally:
             self._metrics.in_flight.dec()
+            self._drain.leave(task)
         response.headers[REQUEST_ID_HEADER] = request_id
         self._record(exchange, response, path, query)
         return response
@@ -225,6 +253,12 @@ class ProxyHandler:
         response = _json_response(
             document.status, document.content_type, orjson.dumps(document.body)
         )
+        exchange.logged_block = render_block(
+            audited.operation,
+            [_masked(f) for f in blocking],
+            instance=mask_text(audited.path),
+            trace_id=exchange.request_id,
+        )
         response.headers[FINDINGS_HEADER] = ",".join(verdict.rule_codes)
         waits = [f.retry_after for f in blocking if f.retry_after is not None]
         if waits:
@@ -251,10 +285,16 @@ class ProxyHandler:
         if catalogued:
             self._payments.record_forwarded(audited)
         sent = time.perf_counter()
+        exchange.forwarded = True
         try:
             answer = await self._upstream.send(
                 audited.method, raw_target, end_to_end(raw_headers), body
             )
+        except asyncio.CancelledError:
+            if catalogued:
+                # Cut before Vipps answered: as after a timeout, assume it may have arrived.
+                self._payments.observe(audited, None)
+            raise
         except UpstreamError as error:
             exchange.upstream_reason = error.reason
             exchange.upstream_seconds = time.perf_counter() - sent
@@ -305,7 +345,9 @@ class ProxyHandler:
         op = exchange.operation
         api, name = op.api, op.name
         status = response.status
-        if exchange.upstream_reason is not None:
+        if exchange.cut:
+            outcome = "shutdown"
+        elif exchange.upstream_reason is not None:
             outcome = "upstream_error"
         elif status == ClientClosed.status:
             outcome = "client_closed"
@@ -374,7 +416,12 @@ class ProxyHandler:
                 record["rule_errors"] = [
                     {"rule": f.rule, "error": mask_text(f.error)} for f in verdict.failures
                 ]
-        if status >= 400 and isinstance(response, web.Response):
+        if exchange.logged_block is not None:
+            logged = exchange.logged_block
+            record["error_body"] = error_body(
+                orjson.dumps(logged.body), logged.content_type, self._log_body_max, masked=True
+            )
+        elif status >= 400 and isinstance(response, web.Response):
             record["error_body"] = error_body(
                 response.body if isinstance(response.body, bytes) else b"",
                 response.content_type,

@@ -74,6 +74,37 @@ class UpstreamTimeout(UpstreamError):
     title = "Vipps did not answer in time"
 
 
+class ShutdownCut(ProxyError):
+    """The drain budget ended while the request was still running (`outcome="shutdown"`).
+
+    Once the request was forwarded, Vipps may have acted on it: the answer says so, as for an
+    upstream timeout, so the caller checks the payment's status before retrying.
+    """
+
+    slug = "shutdown"
+
+    def __init__(self, *, forwarded: bool, grace_seconds: float) -> None:
+        budget = f"within its shutdown grace of {grace_seconds:g} s"
+        if forwarded:
+            detail = (
+                f"the proxy shut down before Vipps answered {budget}; the request may have"
+                " reached Vipps, so check the payment's status before retrying"
+            )
+        else:
+            detail = (
+                f"the proxy shut down before the request was sent to Vipps {budget};"
+                " it was not sent and can be retried"
+            )
+        super().__init__(detail)
+        self.forwarded = forwarded
+        self.status = 504 if forwarded else 503
+        self.title = (
+            "The proxy shut down before Vipps answered"
+            if forwarded
+            else "The proxy shut down before sending the request"
+        )
+
+
 def render_problem(error: ProxyError, *, instance: str, trace_id: str) -> bytes:
     """The problem+json body for `error`."""
     return orjson.dumps(

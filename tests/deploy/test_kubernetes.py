@@ -18,6 +18,7 @@ import pytest
 
 from proxy.config import Settings, unknown_variables
 from tests.deploy import DEPLOY, load_yaml, load_yaml_documents
+from tests.hardening.process import proxy_process
 
 KUBERNETES = DEPLOY / "kubernetes"
 COMPONENT = KUBERNETES / "prometheus-operator"
@@ -334,3 +335,37 @@ def test_podmonitor_is_well_formed_and_selects_the_sidecar(
         endpoint["relabelings"]
     )
     assert load_yaml(COMPONENT / "kustomization.yaml")["resources"] == ["podmonitor.yaml"]
+
+
+# What Kubernetes injects for a Service named vipps-proxy when service links are on.
+SERVICE_LINKS = {
+    "VIPPS_PROXY_SERVICE_HOST": "10.96.0.12",
+    "VIPPS_PROXY_SERVICE_PORT": "8080",
+    "VIPPS_PROXY_SERVICE_PORT_HTTP": "8080",
+    "VIPPS_PROXY_PORT": "tcp://10.96.0.12:8080",
+    "VIPPS_PROXY_PORT_8080_TCP": "tcp://10.96.0.12:8080",
+    "VIPPS_PROXY_PORT_8080_TCP_PROTO": "tcp",
+    "VIPPS_PROXY_PORT_8080_TCP_PORT": "8080",
+    "VIPPS_PROXY_PORT_8080_TCP_ADDR": "10.96.0.12",
+}
+
+
+@pytest.mark.slow
+async def test_rendered_env_starts_under_strict_settings(
+    sidecar: dict[str, Any], proxy_env: dict[str, str]
+) -> None:
+    """The sidecar's env as rendered (ConfigMap, the container's own env, even a Service's
+    injected variables) starts the real process under strict settings, the default."""
+    assert "VIPPS_PROXY_STRICT_SETTINGS" not in proxy_env
+    rendered = dict(proxy_env)
+    rendered.update({e["name"]: e["value"] for e in sidecar.get("env", []) if "value" in e})
+    rendered.update(SERVICE_LINKS)
+    # Ports of its own on this machine; everything else as the example sets it.
+    for name in ("VIPPS_PROXY_LISTEN_PORT", "VIPPS_PROXY_ADMIN_PORT"):
+        rendered.pop(name, None)
+    upstream = rendered.pop("VIPPS_PROXY_UPSTREAM_URL")
+    async with proxy_process(upstream, **rendered) as running:
+        pass
+    assert running.process.returncode == 0
+    assert b"unknown_setting" not in running.stdout
+    assert running.stderr == b""

@@ -308,12 +308,24 @@ async def test_startup_error_does_not_echo_a_secret(variable: str, value: str) -
 async def test_unknown_variable_is_named_without_its_value() -> None:
     """A misspelt or unknown VIPPS_PROXY_ variable holding a secret is named, never printed."""
     async with proxy_process(
-        "http://127.0.0.1:9", VIPPS_PROXY_CLIENT_SECRET=CLIENT_SECRET
+        "http://127.0.0.1:9",
+        VIPPS_PROXY_CLIENT_SECRET=CLIENT_SECRET,
+        VIPPS_PROXY_STRICT_SETTINGS="false",
     ) as running:
         pass
     output = (running.stdout + running.stderr).decode()
     assert "VIPPS_PROXY_CLIENT_SECRET" in output
     assert found_secrets(output) == []
+
+
+@pytest.mark.slow
+async def test_unknown_variable_stops_startup_without_its_value() -> None:
+    """Strict settings: an unknown variable holding a secret stops start-up, named, not shown."""
+    process = await start(proxy_env("http://127.0.0.1:9", VIPPS_PROXY_CLIENT_SECRET=CLIENT_SECRET))
+    stdout, stderr = await finish(process, 30)
+    assert process.returncode == 2
+    assert "VIPPS_PROXY_CLIENT_SECRET: is not a setting" in stderr.decode()
+    assert found_secrets((stdout + stderr).decode()) == []
 
 
 @pytest.mark.slow

@@ -51,14 +51,16 @@ REQUEST = audited_request("POST", "/epayment/v1/payments", [], b'{"x": 1}')
         (PolicyMode.ENFORCE, Action.BLOCK, Outcome.BLOCKED),
         (PolicyMode.ENFORCE, Action.REPORT, Outcome.WOULD_BLOCK),
         (PolicyMode.REPORT, Action.BLOCK, Outcome.WOULD_BLOCK),
-        (PolicyMode.REPORT, Action.REPAIR, Outcome.WOULD_BLOCK),
+        (PolicyMode.REPORT, Action.REPAIR, Outcome.WOULD_REPAIR),
+        (PolicyMode.REPORT, Action.REPORT, Outcome.WOULD_BLOCK),
         (PolicyMode.ENFORCE, Action.REPAIR, Outcome.REPAIRED),
     ],
 )
 def test_outcome_follows_mode_and_action(
     mode: PolicyMode, action: Action, expected: Outcome
 ) -> None:
-    """Report mode never blocks or changes; enforce applies each rule's action."""
+    """Report mode never blocks or changes and names repairs as repairs; enforce applies each
+    rule's action."""
     rule = Probe(findings=[finding(repair=Repair(("x",), 2))])
     verdict = PolicyEngine([rule], mode, {"probe.rule": action}).evaluate(REQUEST)
     assert [d.outcome for d in verdict.decisions] == [expected]

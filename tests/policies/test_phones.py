@@ -622,11 +622,20 @@ def test_engine_repairs_ecom_in_place() -> None:
 
 
 def test_report_mode_changes_nothing() -> None:
-    """In report mode a repairable phone is only reported as would-block; the body is untouched."""
+    """In report mode a repairable phone is reported as would-repair; the body is untouched."""
     request = phone_request(EP, "+47 912 34 567")
     verdict = PolicyEngine([FORMAT, RECOGNISED], mode=PolicyMode.REPORT).evaluate(request)
     assert verdict.body is None
-    assert [d.outcome for d in verdict.decisions] == [Outcome.WOULD_BLOCK]
+    assert not verdict.blocked
+    assert [d.outcome for d in verdict.decisions] == [Outcome.WOULD_REPAIR]
+
+
+def test_report_mode_still_names_unrepairable_phones_would_block() -> None:
+    """In report mode a phone enforce would block (no safe repair) stays would-block."""
+    request = phone_request(EC, "+45 12 34 56 78")
+    verdict = PolicyEngine([FORMAT, RECOGNISED], mode=PolicyMode.REPORT).evaluate(request)
+    assert verdict.body is None
+    assert Outcome.WOULD_BLOCK in [d.outcome for d in verdict.decisions]
 
 
 # --- property: every notation of a Norwegian mobile number -------------------------------------

@@ -152,8 +152,13 @@ async def test_invalid_setting_stops_startup_with_one_line(
 async def test_unknown_variable_is_reported_with_a_suggestion(
     session: aiohttp.ClientSession,
 ) -> None:
-    """A misspelt VIPPS_PROXY_ variable is logged as a warning naming the closest setting."""
-    env = proxy_env("http://127.0.0.1:9", VIPPS_PROXY_UPSTREAM_TIMEOUT_SECOND="5")
+    """Without strict settings, a misspelt VIPPS_PROXY_ variable is logged as a warning
+    naming the closest setting."""
+    env = proxy_env(
+        "http://127.0.0.1:9",
+        VIPPS_PROXY_UPSTREAM_TIMEOUT_SECOND="5",
+        VIPPS_PROXY_STRICT_SETTINGS="false",
+    )
     process = await start(env)
     try:
         await wait_ready(session, f"http://127.0.0.1:{env['VIPPS_PROXY_ADMIN_PORT']}")
