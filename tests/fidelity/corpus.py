@@ -10,6 +10,10 @@ proxy must do with it under its defaults, with the reason:
 - `repair`: a notation slip the proxy repairs by default; it must arrive with only that value
   changed (`repair.sent` -> `repair.forwarded`, both as they appear inside the JSON string).
 
+A body too large to store readably (an image upload) holds the placeholder `@@base64:N@@`: the
+base64 text of N fixed pseudo-random bytes starting with the PNG signature, written with `\\/`
+for `/` when the row's encoder is PHP's, exactly as that stack would send the file.
+
 Identifiers (order ids, MSNs, keys, tokens, phone numbers) are invented; transport framing
 (`Host`, `Connection`, `Content-Length`, `Transfer-Encoding`) is left to the sender; `framing`
 says whether the stack frames the body by length (the default) or chunked.
@@ -17,7 +21,10 @@ says whether the stack frames the body by length (the default) or chunked.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,23 @@ OUTCOMES = ("forward", "block", "repair")
 # How the body is framed on the wire: Content-Length, or one chunk (Node's http client without a
 # Content-Length header).
 FRAMINGS = ("length", "chunked")
+FILL = re.compile(r"@@base64:(\d+)@@")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def fill_bytes(size: int) -> bytes:
+    """`size` fixed bytes that start like a PNG file (the same on every run)."""
+    return (PNG_SIGNATURE + hashlib.shake_256(b"fidelity-corpus").digest(size))[:size]
+
+
+def expand(body: str, encoder: str | None) -> bytes:
+    """The body as sent: each `@@base64:N@@` replaced by the base64 of `fill_bytes(N)`."""
+
+    def fill(match: re.Match[str]) -> str:
+        text = base64.b64encode(fill_bytes(int(match.group(1)))).decode("ascii")
+        return text.replace("/", "\\/") if encoder == "php" else text
+
+    return FILL.sub(fill, body).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -93,7 +117,7 @@ def _row(family: str, data: dict[str, Any]) -> Row:
         method=data["method"],
         target=data["target"],
         headers=tuple((name, value) for name, value in data["headers"]),
-        body=data["body"].encode("utf-8"),
+        body=expand(data["body"], data.get("encoder")),
         encoder=data.get("encoder"),
         framing=data.get("framing", "length"),
         expect=data["expect"],

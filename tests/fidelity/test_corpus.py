@@ -52,8 +52,9 @@ class Outcome:
 
     def summary(self) -> str:
         where = "reached the stand-in" if self.arrived else "did not reach the stand-in"
+        answer = "" if self.answer.status < 400 else f" ({self.answer.body[:200]!r})"
         return (
-            f"{self.row.describe()}: answered {self.answer.status}, {where}; "
+            f"{self.row.describe()}: answered {self.answer.status}{answer}, {where}; "
             f"{self.rule_codes()}; expected because: {self.row.reason}"
         )
 
