@@ -5,6 +5,7 @@ what it promises (sources, APIs, operations, outcomes).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,3 +67,24 @@ def test_corpus_covers_what_it_promises() -> None:
         ("checkout", "create_session"), ("order_management", "add_receipt"),
     ]:  # fmt: skip
         assert needed in operations, needed
+
+
+def test_sources_are_documented() -> None:
+    """SOURCES.md names every source commit, every row, and the evidence of every block row."""
+    text = (Path(__file__).parent / "SOURCES.md").read_text(encoding="utf-8")
+    for row in ROWS:
+        assert f"`{row.id}`" in text, row.id
+        assert row.source.commit in text, row.source.repo
+        if row.expect == "block":
+            assert row.evidence is not None
+            assert row.evidence in text, row.id
+
+
+def test_readme_states_the_corpus_as_it_is() -> None:
+    """The README's figures for the corpus are the corpus' own counts."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    repos = {row.source.repo for row in ROWS}
+    assert f"holds {len(ROWS)} requests rebuilt from {len(repos)} public integrations" in readme
+    for outcome in ("forward", "block", "repair"):
+        count = sum(row.expect == outcome for row in ROWS)
+        assert f"{count} `{outcome}`" in readme, outcome
