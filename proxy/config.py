@@ -81,7 +81,8 @@ class Settings(BaseSettings):
         default="",
         description="Changes to Vipps' per-payment limits, e.g. ecom.initiate_payment=off.",
     )
-    # About 2.4 KiB per payment across the four stores: 10,000 fit a 128 MiB sidecar.
+    # About 2.0 KiB per payment across the four stores (tests/hardening/state_cost.py), so the
+    # default 10,000 take about 20 MiB and fit a 128 MiB sidecar.
     state_max_entries: int = Field(default=10_000, ge=100, le=10_000_000)
     state_ttl_seconds: float = Field(default=7 * 24 * 3600.0, ge=60, le=90 * 24 * 3600.0)
     poll_audit_window_seconds: float = Field(default=300.0, ge=5, le=24 * 3600.0)

@@ -56,7 +56,8 @@ class Exchange:
     vipps_error_code: str | None = None
     upstream_reason: str | None = None
     retry_after: str | None = None
-    # This request's own credentials, scrubbed from anything logged about it.
+    # This request's own credentials, scrubbed from the logged parts that can quote them
+    # verbatim: an error body, a rule's exception message, a proxy exception's detail.
     secrets: tuple[str, ...] = ()
 
 
