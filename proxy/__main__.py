@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import sys
 
 from policies.engine import PolicyConfigError
@@ -47,7 +46,7 @@ def main() -> int:
         return 2
     audit = state.audit
     quiet_server_logs(audit)
-    for note in unknown_variables(os.environ):
+    for note in unknown_variables():
         audit.write("warning", "unknown_setting", {"variable": note})
     _tune_gc()
     _run_loop(serve(settings, state))

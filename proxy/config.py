@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -158,8 +159,13 @@ def load_settings() -> Settings:
         raise ConfigError(_describe(exc)) from None
 
 
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """`VIPPS_PROXY_*` variables that are no setting, each with the closest known name."""
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`VIPPS_PROXY_*` variables that are no setting, each with the closest known name.
+
+    `environ` defaults to the process environment.
+    """
+    if environ is None:
+        environ = os.environ
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     notes = []
     for key in sorted(environ):
