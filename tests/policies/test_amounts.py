@@ -410,28 +410,14 @@ def test_request_without_a_parsed_body_gives_no_findings(raw: bytes) -> None:
 
 
 def test_rules_apply_only_to_operations_with_money() -> None:
-    """The rules choose their operations from the table, so they never run elsewhere."""
+    """The rules run exactly on the operations that have a valid body with money here."""
     for operation in OPERATIONS:
-        carries_money = operation.key in MONEY_FIELDS
+        carries_money = operation.key in VALID
         assert AmountIsInteger().applies_to(operation) is carries_money
         assert AmountWithinLimits().applies_to(operation) is carries_money
         if not carries_money:
             assert not CurrencyAllowed().applies_to(operation)
             assert not AmountBounds(BOUNDS).applies_to(operation)
-
-
-def test_rule_metadata() -> None:
-    """Codes and default actions are the stable ones the README documents."""
-    expected = {
-        "amount.not_integer": (Action.BLOCK, True),
-        "amount.limits": (Action.BLOCK, False),
-        "amount.currency": (Action.BLOCK, False),
-        "amount.bounds": (Action.REPORT, False),
-    }
-    for rule in all_rules():
-        assert (rule.default_action, rule.can_repair) == expected[rule.code]
-        assert rule.summary
-        assert "\n" not in rule.summary
 
 
 # --- amount.not_integer ---------------------------------------------------------------------

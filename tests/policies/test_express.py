@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from policies.engine import PolicyEngine, PolicyMode
 from policies.express import ExplicitCheckoutFlow
-from policies.model import Action, AuditedRequest, Finding, Outcome, Rule, Source, audited_request
+from policies.model import Action, AuditedRequest, Finding, Outcome, Source, audited_request
 from policies.operations import OPERATIONS
 
 RULE = ExplicitCheckoutFlow()
@@ -49,16 +49,6 @@ def initiate(payment_type: Any = MISSING, flag: Any = MISSING) -> AuditedRequest
         else:
             body[parent][name] = value
     return audited_request("POST", "/ecomm/v2/payments", [], json.dumps(body).encode())
-
-
-def test_rule_reports_by_default_and_never_repairs() -> None:
-    """The rule's code is `express.explicit_flow`, it reports by default and offers no repair."""
-    rule: Rule = RULE
-    assert (rule.code, rule.default_action, rule.can_repair) == (
-        "express.explicit_flow",
-        Action.REPORT,
-        False,
-    )
 
 
 def test_applies_to_ecom_initiate_only() -> None:
