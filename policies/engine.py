@@ -26,7 +26,12 @@ from policies.operations import Operation
 
 
 class PolicyMode(StrEnum):
-    """`enforce`: each rule's action; `report`: a dry run that blocks and changes nothing."""
+    """How the whole proxy applies the rules.
+
+    `enforce`: each rule's own action; `report`: a dry run that blocks and changes nothing and
+    records what it would have blocked or changed as would-block; `off`: no rule runs and
+    every request is forwarded as sent.
+    """
 
     ENFORCE = "enforce"
     REPORT = "report"

@@ -79,11 +79,12 @@ def render_error(
     type_uri: str,
     title: str,
     detail: str,
-    findings: Sequence[Finding] = (),
+    findings: Sequence[Finding],
     instance: str,
     trace_id: str,
 ) -> ErrorDocument:
-    """Render an error in the shape of `operation`'s API (RFC 7807 for anything unknown)."""
+    """Render an error listing `findings` in the shape of `operation`'s API (RFC 7807 for
+    anything unknown)."""
     shape = error_shape(operation)
     if shape is ErrorShape.ECOM:
         limited = status == 429  # eCom's own code for it: VippsError 98, too many requests
@@ -96,13 +97,6 @@ def render_error(
                 "contextId": trace_id,
             }
             for f in findings
-        ] or [
-            {
-                "errorGroup": "VippsError" if status == 429 else "InvalidRequest",
-                "errorCode": "98" if status == 429 else "proxy",
-                "errorMessage": f"{title}: {detail}",
-                "contextId": trace_id,
-            }
         ]
         return ErrorDocument(status, VIPPS_JSON, items)
     problem: dict[str, JsonValue] = {
@@ -122,7 +116,7 @@ def render_error(
             messages = errors.setdefault(f.field, [])
             assert isinstance(messages, list)
             messages.append(_reason(f))
-        problem["errorCode"] = "Validation-00001" if findings else "AuditProxy-00001"
+        problem["errorCode"] = "Validation-00001"
         problem["errors"] = errors
         return ErrorDocument(status, "application/json", problem)
     if shape is ErrorShape.ORDER_MANAGEMENT:
@@ -144,12 +138,14 @@ def render_block(
 ) -> ErrorDocument:
     """The answer a request gets when rules block it, listing every blocking finding.
 
-    The status is 400 unless a finding says Vipps would answer otherwise (409, 429); the
-    highest such status wins, since it is the one the caller must act on first.
+    `findings` holds at least one finding: a request blocked without one (a rule that failed
+    to evaluate) is the proxy's own error, rendered by the proxy. The status is 400 unless a
+    finding says Vipps would answer otherwise (409, 429); the highest such status wins, since
+    it is the one the caller must act on first.
     """
     count = len(findings)
-    status = max((f.status for f in findings), default=400)
-    first = findings[0].message if findings else "a policy rule could not be evaluated"
+    status = max(f.status for f in findings)
+    first = findings[0].message
     more = f" (and {count - 1} more, see details)" if count > 1 else ""
     return render_error(
         operation,

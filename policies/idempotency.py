@@ -15,9 +15,7 @@ and a hash of the body bytes, never the body: a retry resends the same bytes.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from collections.abc import Iterator, Mapping
-from types import MappingProxyType
+from collections.abc import Iterator
 
 from policies.catalogue import spec_of
 from policies.model import Action, AuditedRequest, Finding, Source
@@ -51,7 +49,7 @@ class IdempotencyKeyReuse:
 
     Vipps refuses the reuse (see the module docstring), so the finding carries the status Vipps
     would answer: 409 for ePayment and Recurring, 400 for eCom (error 93). The same key with the
-    same body is a retry, which is fine: `observe` counts it in `retries_by_operation`.
+    same body is a retry, which is fine: `observe` says so, and the proxy counts it.
     The key is bound to the first body Vipps was asked with: a request Vipps refused as a
     conflict does not rebind it.
     """
@@ -63,12 +61,6 @@ class IdempotencyKeyReuse:
 
     def __init__(self, store: Store[bytes, bytes]) -> None:
         self._store = store
-        self._retries: Counter[str] = Counter()
-
-    @property
-    def retries_by_operation(self) -> Mapping[str, int]:
-        """Retries seen (same key, same body) by operation key, e.g. `epayment.capture_payment`."""
-        return MappingProxyType(self._retries)
 
     def applies_to(self, operation: Operation) -> bool:
         spec = spec_of(operation)
@@ -109,6 +101,5 @@ class IdempotencyKeyReuse:
             return False
         if seen != digest:
             return False  # still bound to the first body
-        self._retries[request.operation.key] += 1
         self._store.put(scope, digest)  # a retry keeps the key alive
         return True

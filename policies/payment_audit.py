@@ -41,7 +41,6 @@ class ObserveResult:
 
     retry: bool = False
     upstream_rate_limited: bool = False
-    retry_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,17 +121,12 @@ class PaymentAudit:
         self.polling.observe(request, status, response_json)
         if status != 429:
             return ObserveResult(retry=retry)
-        seconds = self.rate_limits.record_upstream_429(request, retry_after)
-        return ObserveResult(retry=retry, upstream_rate_limited=True, retry_after=seconds)
+        self.rate_limits.record_upstream_429(request, retry_after)
+        return ObserveResult(retry=retry, upstream_rate_limited=True)
 
     def due_unpolled(self, now: float | None = None) -> list[Unpolled]:
         """Payments created through the proxy and never polled within the window, each once."""
         return self.polling.due(now)
-
-    @property
-    def retries_by_operation(self) -> Mapping[str, int]:
-        """Retries (same idempotency key, same body) by operation key."""
-        return self.idempotency.retries_by_operation
 
     def stats(self) -> Mapping[str, StoreStats]:
         """Entries and evictions of each store: `ledger`, `idempotency`, `rate_limit`, `polling`."""

@@ -37,6 +37,7 @@ from policies.model import (
 )
 from policies.operations import Operation
 from policies.phone_fields import MSISDN, PHONE_FIELDS, PHONE_TABLE, PhoneField, PhoneFormat
+from policies.phone_mask import SEPARATORS, mask_phone
 
 __all__ = [
     "PHONE_FIELDS",
@@ -57,44 +58,8 @@ _REGION_OF_CURRENCY: Mapping[str, str] = MappingProxyType(
 )
 
 _NORWAY = 47
-# Characters people put between digits; anything else (letters, "ext") is not a notation slip.
-_SEPARATORS = str.maketrans(dict.fromkeys(" \t\u00a0\u2009\u202f-.()"))
 _MSISDN_SHAPE = MSISDN.fits
 _MAX_DIGITS = 17  # 15 (E.164) plus a 00 prefix
-_MASK = "******"
-
-
-def mask_phone(text: str) -> str:
-    """Mask a phone-like string, keeping at most the country code and the last two digits.
-
-    `+47 912 34 567` and `0047 91234567` give `+47******67`, `4791234567` gives `******67`. With
-    fewer than six digits after the country code nothing of the number is kept, so a short value
-    is never shown whole. The number of stars is fixed, so the length is not shown either.
-    """
-    if not text:
-        return ""
-    compact = text.strip().translate(_SEPARATORS)
-    digits = "".join(c for c in compact if c in "0123456789")
-    prefix = ""
-    if compact.startswith(("+", "00")):
-        international = digits if compact.startswith("+") else digits[2:]
-        code = _country_code(international)
-        if code:
-            prefix, digits = f"+{code}", international[len(code) :]
-    if len(digits) < 6:
-        return _MASK
-    return f"{prefix}{_MASK}{digits[-2:]}"
-
-
-def _country_code(digits: str) -> str:
-    # Country codes are prefix-free, so the first known one of length 1 to 3 is the one.
-    for size in (1, 2, 3):
-        code = digits[:size]
-        if len(code) == size and (
-            phonenumbers.region_code_for_country_code(int(code)) != phonenumbers.UNKNOWN_REGION
-        ):
-            return code
-    return ""
 
 
 def _check_region(region: str) -> None:
@@ -157,7 +122,7 @@ def _read_notation(raw: str, fmt: PhoneFormat, regions: tuple[str, ...]) -> _Rea
     text = raw.strip()
     if not text:
         return _Reading(problem="is an empty string")
-    compact = text.translate(_SEPARATORS)
+    compact = text.translate(SEPARATORS)
     international = compact.startswith("+")
     digits = compact[1:] if international else compact
     if not (digits.isascii() and digits.isdigit()):

@@ -2,8 +2,9 @@
 
 Vipps answers HTTP 429 when one payment is called too often (facts §11.1, §11.2): the limits
 "stop incorrect use", they are not capacity limits. The guard keeps a sliding-window log per
-limit key of the requests the proxy actually forwarded (the lead calls `record` after
-forwarding; `check` only reads), so the sixth capture of one reference within a minute is
+limit key of the requests the proxy forwards (the handler calls `record` just before it
+sends a request on to Vipps, so a request lost in transit still counts, as it may have
+reached Vipps; `check` only reads), so the sixth capture of one reference within a minute is
 answered locally with 429 and a Retry-After saying when the window admits it again.
 
 Keys follow Vipps' tables: ePayment [EPDOC operations/README.md §Rate limiting], eCom [ECDOC

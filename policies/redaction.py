@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from policies.jsonbody import JsonValue
-from policies.phones import mask_phone
+from policies.phone_mask import mask_phone
 
 REDACTED = "[redacted]"
 

@@ -97,8 +97,9 @@ class ReferenceMismatch:
     covers the id an integration echoes in a modification body (`reference` on ePayment
     capture, `transaction.orderId` on eCom capture, ...). Vipps ignores that field and
     modifies the payment the path names, so the request would succeed: a disagreement means
-    the merchant may be capturing, refunding or cancelling another payment than it thinks,
-    and is reported as advice, never blocked.
+    the merchant may be capturing, refunding or cancelling another payment than it thinks.
+    The findings are advisory, so they never block: with any action but `off` (its `block`
+    default included) and in any mode that runs rules, they are recorded as reported.
     """
 
     code: ClassVar[str] = "reference.mismatch"

@@ -54,10 +54,6 @@ class Evictions:
     by_cap: int = 0
     by_expiry: int = 0
 
-    @property
-    def total(self) -> int:
-        return self.by_cap + self.by_expiry
-
 
 class Store(Protocol[K_contra, V]):
     """What the stateful rules need from a store; `BoundedStore` is the in-memory one.

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
+from proxy.config import process_environment
 from proxy.startup import run
 
 
 def main() -> int:
     """Start the proxy; a setting that cannot be used stops start-up with one line and exit 2."""
-    return run(os.environ)
+    return run(process_environment())
 
 
 if __name__ == "__main__":

@@ -22,13 +22,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from policies.engine import PolicyEngine
 from policies.payment_audit import PaymentAudit
@@ -199,18 +194,15 @@ async def _readyz(request: web.Request) -> web.Response:
     return web.Response(status=503, text="draining\n" if lifecycle.draining else "starting\n")
 
 
-async def _metrics(request: web.Request) -> web.Response:
-    payload = generate_latest(request.app[STATE].registry)
-    return web.Response(body=payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
 def create_admin_app(state: ProxyState) -> web.Application:
     """The admin application: metrics, health, error dashboard; never dependent on Vipps."""
     app = web.Application()
     app[STATE] = state
     app.router.add_get("/livez", _livez)
     app.router.add_get("/readyz", _readyz)
-    app.router.add_get("/metrics", _metrics)
+    # prometheus_client's own handler: the format the scraper asks for (Prometheus text or
+    # OpenMetrics), `name[]` filters, and gzip when the scraper accepts it.
+    app.router.add_get("/metrics", make_aiohttp_handler(state.registry))
     if state.settings.dashboard_enabled:
         install_dashboard(app, state.audit, state.settings.dashboard_max_entries)
     return app

@@ -66,7 +66,8 @@ class Exchange:
     # A block's answer as logged: rendered again from findings with masked values, so the
     # proxy's own words (header names, examples) stay readable in the log.
     logged_block: ErrorDocument | None = None
-    # This request's own credentials, scrubbed from anything logged about it.
+    # This request's own credentials, scrubbed from the logged parts that can quote them
+    # verbatim: an error body, a rule's exception message, a proxy exception's detail.
     secrets: tuple[str, ...] = ()
 
 

@@ -67,6 +67,8 @@ class StandIn:
 
     def __init__(self) -> None:
         self.received: list[Received] = []
+        # Requests whose handling has ended: answered, or cancelled when the caller hung up.
+        self.finished = 0
         self._script: deque[Reply] = deque()
         self.arrived = asyncio.Event()
 
@@ -85,6 +87,9 @@ class StandIn:
         self.received.append(Received(request.method, request.raw_path, headers, body))
         self.arrived.set()
         reply = self._script.popleft() if self._script else Reply()
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
-        return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        try:
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
+            return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
+        finally:
+            self.finished += 1

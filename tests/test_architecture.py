@@ -20,3 +20,16 @@ def test_policies_import_no_io_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_redaction_imports_no_rule_module() -> None:
+    """The log redaction stands on its own: importing it loads none of the rule modules."""
+    code = (
+        "import sys, policies.redaction\n"
+        "rules = ('phones', 'amounts', 'headers', 'references', 'urls', 'body_shape', 'express')\n"
+        "print(','.join(sorted(r for r in rules if 'policies.' + r in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""

@@ -45,8 +45,8 @@ def _end_to_end(raw: tuple[tuple[bytes, bytes], ...]) -> CIMultiDict[str]:
 def create_app(upstream: str, *, trust_env: bool = False) -> web.Application:
     """An application that forwards everything to `upstream`.
 
-    `trust_env=True` makes the session read proxy variables and ~/.netrc as the proxy's own
-    session does (aiohttp then looks up ~/.netrc in a worker thread for every request).
+    `trust_env=True` makes the session read proxy variables and ~/.netrc (aiohttp then looks up
+    ~/.netrc in a worker thread for every request); the proxy's own session does not.
     """
     base = upstream.rstrip("/")
 
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--upstream", required=True, help="e.g. http://127.0.0.1:18081")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--trust-env", action="store_true", help="as the proxy's session does")
+    parser.add_argument("--trust-env", action="store_true", help="read proxy variables, ~/.netrc")
     args = parser.parse_args()
     loop_factory = None
     try:

@@ -431,7 +431,7 @@ def main() -> int:
     parser.add_argument(
         "--ablation",
         action="store_true",
-        help="add rows A1-A5, each adding or removing one cost (see systems.rows)",
+        help="add rows A1-A3 and A5, each adding or removing one cost (see systems.rows)",
     )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _raise_on_sigterm)

@@ -215,6 +215,7 @@ class RawUpstream:
         self.behaviour = behaviour
         self.arrivals: list[Arrival] = []
         self.connections = 0
+        self.closed = 0
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
 
@@ -265,3 +266,4 @@ class RawUpstream:
         finally:
             self._open.discard(writer)
             writer.close()
+            self.closed += 1

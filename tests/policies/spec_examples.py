@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import pytest
 import yaml
 
 from policies.operations import UNKNOWN, Operation, identify
+from tests.binaries import running_in_ci
 
 try:
     from yaml import CSafeLoader as _SafeLoader
@@ -80,7 +80,7 @@ def spec_dir_or_skip(path: Path = SPEC_DIR) -> Path:
     if path.is_dir():
         return path
     message = f"the Vipps OpenAPI files are not at {path}"
-    if os.environ.get("CI", "").lower() == "true":
+    if running_in_ci():
         pytest.fail(f"{message}; CI=true, where the spec tests must run")
     pytest.skip(message)
 

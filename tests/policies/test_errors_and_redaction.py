@@ -8,7 +8,7 @@ from policies.errors import BLOCKED_TYPE, render_block, vipps_error_code, vipps_
 from policies.jsonbody import JsonValue
 from policies.model import Finding, Source
 from policies.operations import UNKNOWN, find
-from policies.phones import mask_phone
+from policies.phone_mask import mask_phone
 from policies.redaction import REDACTED, mask_text, redact_json, redact_query
 
 FINDING = Finding(

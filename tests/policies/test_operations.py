@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -11,6 +10,7 @@ import pytest
 import yaml
 
 from policies.operations import OPERATIONS, UNKNOWN, find, identify
+from tests.binaries import running_in_ci
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "vipps-openapi"
 # Merchant-side callbacks are called by Vipps, never through the proxy.
@@ -21,7 +21,7 @@ CALLBACK_PATHS = {"/merchant-dynamic-shipping-callback"}
 def spec_operations() -> list[tuple[str, str, str]]:
     """(file, method, full path) for every operation in the shared specs."""
     if not SPECS.is_dir():
-        if os.environ.get("CI") == "true":
+        if running_in_ci():
             pytest.fail(f"{SPECS} is missing")
         pytest.skip(f"{SPECS} is not here")
     found = []

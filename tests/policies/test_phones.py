@@ -24,6 +24,7 @@ from policies.phones import (
     PhoneNumberRecognised,
     mask_phone,
 )
+from tests.samples import VALID as SAMPLES
 
 # Operation keys, short enough for one-line test parameters.
 EP, EPF = "epayment.create_payment", "epayment.force_approve"
@@ -35,127 +36,10 @@ CO, CO2 = "checkout.create_session", "checkout.create_session_v2"
 FORMAT = PhoneNumberFormat()
 RECOGNISED = PhoneNumberRecognised()
 
-# One valid request per operation with phone fields: method, path and body.
+# The operations with phone fields, from the specs; their valid requests are the shared samples.
 VALID: dict[str, tuple[str, str, dict[str, JsonValue]]] = {
-    EP: (
-        "POST",
-        "/epayment/v1/payments",
-        {
-            "amount": {"currency": "NOK", "value": 49900},
-            "paymentMethod": {"type": "WALLET"},
-            "customer": {"phoneNumber": "4791234567"},
-            "reference": "order-20240101-0001",
-            "userFlow": "PUSH_MESSAGE",
-            "paymentDescription": "One pair of socks",
-        },
-    ),
-    EPF: (
-        "POST",
-        "/epayment/v1/test/payments/order-20240101-0001/approve",
-        {"customer": {"phoneNumber": "4791234567"}},
-    ),
-    EC: (
-        "POST",
-        "/ecomm/v2/payments",
-        {
-            "merchantInfo": {
-                "merchantSerialNumber": "123456",
-                "callbackPrefix": "https://example.com/vipps/callbacks",
-                "fallBack": "https://example.com/vipps/fallback",
-            },
-            "customerInfo": {"mobileNumber": "91234567"},
-            "transaction": {
-                "orderId": "order-20240101-0001",
-                "amount": 49900,
-                "transactionText": "One pair of socks",
-            },
-        },
-    ),
-    ECF: (
-        "POST",
-        "/ecomm/v2/integration-test/payments/order-20240101-0001/approve",
-        {"customerPhoneNumber": "91234567", "token": "eyJraWQiOiJqd3R"},
-    ),
-    RC: (
-        "POST",
-        "/recurring/v3/agreements",
-        {
-            "pricing": {"type": "LEGACY", "amount": 2500, "currency": "NOK"},
-            "interval": {"unit": "MONTH", "count": 1},
-            "merchantRedirectUrl": "https://example.com/redirect",
-            "merchantAgreementUrl": "https://example.com/agreement",
-            "phoneNumber": "4791234567",
-            "productName": "MyNews Digital",
-        },
-    ),
-    RCF: (
-        "PATCH",
-        "/recurring/v3/agreements/agr_5kSeqz/accept",
-        {"phoneNumber": "4791234567"},
-    ),
-    RC2: (
-        "POST",
-        "/recurring/v2/agreements",
-        {
-            "currency": "NOK",
-            "interval": "MONTH",
-            "intervalCount": 1,
-            "merchantRedirectUrl": "https://example.com/redirect",
-            "merchantAgreementUrl": "https://example.com/agreement",
-            "customerPhoneNumber": "4791234567",
-            "price": 2500,
-            "productDescription": "MyNews on web",
-            "productName": "MyNews Digital",
-        },
-    ),
-    RCF2: (
-        "PATCH",
-        "/recurring/v2/agreements/agr_5kSeqz/accept",
-        {"customerPhoneNumber": "91234567"},
-    ),
-    CO: (
-        "POST",
-        "/checkout/v3/session",
-        {
-            "merchantInfo": {
-                "callbackUrl": "https://example.com/vipps/payment-callback",
-                "returnUrl": "https://example.com/vipps/result",
-                "callbackAuthorizationToken": "c172ad8d-9499-41d4-b8ff-c689be6455e9",
-            },
-            "transaction": {
-                "amount": {"value": 2000, "currency": "NOK"},
-                "reference": "store-order-123",
-                "paymentDescription": "One pair of socks",
-            },
-            "logistics": {
-                "integrations": {
-                    "porterbuddy": {
-                        "publicToken": "pt",
-                        "apiKey": "ak",
-                        "origin": {
-                            "name": "Sock shop",
-                            "email": "shop@example.com",
-                            "phoneNumber": "4722123456",
-                        },
-                    }
-                }
-            },
-            "prefillCustomer": {"firstName": "Ada", "phoneNumber": "4791234567"},
-        },
-    ),
-    CO2: (
-        "POST",
-        "/checkout/v2/session",
-        {
-            "merchantInfo": {"callbackUrl": "https://example.com/cb", "returnUrl": "https://x.no"},
-            "transaction": {
-                "amount": {"value": 2000, "currency": "NOK"},
-                "reference": "store-order-123",
-                "paymentDescription": "One pair of socks",
-            },
-            "prefillCustomer": {"firstName": "Ada", "phoneNumber": "4791234567"},
-        },
-    ),
+    key: (SAMPLES[key].method, SAMPLES[key].path, SAMPLES[key].json)
+    for key in (EP, EPF, EC, ECF, RC, RCF, RC2, RCF2, CO, CO2)
 }
 
 ABSENT = object()  # a marker for "remove this field"
@@ -222,39 +106,36 @@ def test_table_names_catalogue_operations_with_bodies() -> None:
     assert set(PHONE_TABLE) == set(VALID)
 
 
-def test_phone_fields_mirror_the_table() -> None:
-    """PHONE_FIELDS lists the same paths as the richer table, per operation key."""
-    assert PHONE_FIELDS[EP] == (("customer", "phoneNumber"),)
-    assert PHONE_FIELDS[EC] == (("customerInfo", "mobileNumber"),)
-    assert PHONE_FIELDS[RC2] == (("customerPhoneNumber",),)
-    for key, fields in PHONE_TABLE.items():
-        assert PHONE_FIELDS[key] == tuple(f.path for f in fields)
+def test_phone_fields_are_the_ones_the_specs_name() -> None:
+    """The phone fields per operation are those of the OpenAPI files, each citing its source."""
+    porterbuddy_origin = ("logistics", "integrations", "porterbuddy", "origin", "phoneNumber")
+    assert dict(PHONE_FIELDS) == {
+        EP: (("customer", "phoneNumber"),),
+        EPF: (("customer", "phoneNumber"),),
+        EC: (("customerInfo", "mobileNumber"),),
+        ECF: (("customerPhoneNumber",),),
+        RC: (("phoneNumber",),),
+        RCF: (("phoneNumber",),),
+        RC2: (("customerPhoneNumber",),),
+        RCF2: (("customerPhoneNumber",),),
+        CO: (("prefillCustomer", "phoneNumber"), porterbuddy_origin),
+        CO2: (("prefillCustomer", "phoneNumber"),),
+    }
+    for fields in PHONE_TABLE.values():
         assert all(
             f.spec.split()[0] in {"EP", "EC", "RC", "CO", "checkout-v2.yaml"} for f in fields
         )
 
 
 def test_rules_apply_only_to_operations_with_phone_fields() -> None:
-    """Both rules apply exactly to the operations of the phone table."""
+    """Both rules apply exactly to the operations that have a valid body with a phone here."""
     for rule in (FORMAT, RECOGNISED):
         chosen = {op.key for op in OPERATIONS if rule.applies_to(op)}
-        assert chosen == set(PHONE_TABLE)
+        assert chosen == set(VALID)
 
 
-def test_rule_attributes_and_engine_configuration() -> None:
-    """phone.format repairs by default; phone.unrecognised only reports and cannot repair."""
-    assert (FORMAT.code, FORMAT.default_action, FORMAT.can_repair) == (
-        "phone.format",
-        Action.REPAIR,
-        True,
-    )
-    assert (RECOGNISED.code, RECOGNISED.default_action, RECOGNISED.can_repair) == (
-        "phone.unrecognised",
-        Action.REPORT,
-        False,
-    )
-    assert FORMAT.summary
-    assert RECOGNISED.summary
+def test_unrecognised_numbers_cannot_be_set_to_repair() -> None:
+    """phone.unrecognised has no repair, so an engine asked to repair with it is refused."""
     with pytest.raises(PolicyConfigError, match=r"phone\.unrecognised has no safe repair"):
         PolicyEngine([FORMAT, RECOGNISED], actions={"phone.unrecognised": Action.REPAIR})
 

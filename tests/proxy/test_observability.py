@@ -202,3 +202,35 @@ async def test_metrics_exposition_has_the_contract(
         'vipps_proxy_requests_total{api="epayment",code="200",method="GET",'
         'operation="get_payment",outcome="forwarded"} 1.0' in text
     )
+
+
+@pytest.mark.parametrize(
+    ("accept", "content_type", "openmetrics"),
+    [
+        pytest.param("", "text/plain", False, id="prometheus-text"),
+        pytest.param(
+            "application/openmetrics-text; version=1.0.0",
+            "application/openmetrics-text",
+            True,
+            id="openmetrics",
+        ),
+    ],
+)
+async def test_metrics_answer_in_the_format_the_scraper_asks_for(
+    proxy: Proxy,
+    admin_client: TestClient[Any, Any],
+    accept: str,
+    content_type: str,
+    openmetrics: bool,
+) -> None:
+    """/metrics speaks Prometheus text by default and OpenMetrics when asked, gzipped on request."""
+    await (await proxy.client.get("/epayment/v1/payments/order-123456")).read()
+    headers = {"Accept-Encoding": "gzip", **({"Accept": accept} if accept else {})}
+    async with admin_client.get("/metrics", headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.content_type == content_type
+        assert resp.headers["Content-Encoding"] == "gzip"
+        text = (await resp.read()).decode()  # the client decompresses
+    assert "vipps_proxy_requests_total{" in text
+    # OpenMetrics ends with an EOF marker; the Prometheus text format has none.
+    assert (text.rstrip("\n").splitlines()[-1] == "# EOF") is openmetrics
