@@ -18,7 +18,23 @@ from dataclasses import dataclass
 from functools import cache
 from typing import ClassVar
 
-from policies.model import Action, AuditedRequest, Finding, Headers, Source, shown
+from policies.evidence import (
+    EPAYMENT_MISSING_PARAMETER,
+    GUARD_DUPLICATE_HEADER,
+    KB_HTTP_401_BEARER,
+    KB_HTTP_401_SUBSCRIPTION_KEY,
+    RECURRING_IDEMPOTENCY_KEY,
+)
+from policies.model import (
+    Action,
+    AuditedRequest,
+    Condition,
+    Evidence,
+    Finding,
+    Headers,
+    Source,
+    shown,
+)
 from policies.operations import UNKNOWN, Operation
 
 __all__ = [
@@ -126,6 +142,7 @@ class Requirement:
 
     header: str
     expected: str
+    condition: str
     unless: tuple[str, ...] = ()
 
 
@@ -135,26 +152,60 @@ def required_headers(operation: Operation) -> tuple[Requirement, ...]:
     api, name = operation.api, operation.name
     needed: list[Requirement] = []
     if api in BEARER_APIS:
-        needed.append(Requirement(AUTHORIZATION, "`Bearer <access token>` from /accesstoken/get"))
+        needed.append(
+            Requirement(
+                AUTHORIZATION, "`Bearer <access token>` from /accesstoken/get", "authorization"
+            )
+        )
     if api in _SUBSCRIPTION_KEY_APIS or operation.key == "access_token.fetch_access_token":
         needed.append(
-            Requirement(SUBSCRIPTION_KEY, "the sales unit's subscription key (as for the token)")
+            Requirement(
+                SUBSCRIPTION_KEY,
+                "the sales unit's subscription key (as for the token)",
+                "subscription_key",
+            )
         )
     if api in _MSN_APIS:
-        needed.append(Requirement(MERCHANT_SERIAL_NUMBER, "the sales unit's MSN, e.g. 123456"))
+        needed.append(
+            Requirement(
+                MERCHANT_SERIAL_NUMBER,
+                "the sales unit's MSN, e.g. 123456",
+                "merchant_serial_number",
+            )
+        )
     if api == "epayment" and name in _EPAYMENT_KEYED:
-        needed.append(Requirement(IDEMPOTENCY_KEY, "a unique key of at most 50 characters"))
+        needed.append(
+            Requirement(
+                IDEMPOTENCY_KEY, "a unique key of at most 50 characters", "epayment_idempotency_key"
+            )
+        )
     if _is_recurring_v3_write(operation):
         needed.append(
-            Requirement(IDEMPOTENCY_KEY, "a unique key of 1-40 characters without # ? / \\")
+            Requirement(
+                IDEMPOTENCY_KEY,
+                "a unique key of 1-40 characters without # ? / \\",
+                "recurring_idempotency_key",
+            )
         )
     if api == "ecom" and name in _ECOM_REQUEST_ID_REQUIRED:
-        needed.append(Requirement(REQUEST_ID, "a unique id of at most 40 characters"))
+        needed.append(
+            Requirement(REQUEST_ID, "a unique id of at most 40 characters", "ecom_request_id")
+        )
     if operation.key == "access_token.fetch_access_token" or api == "checkout":
         # [AT #/paths/~1accesstoken~1get/post/parameters]; Checkout authenticates with the
         # same two headers instead of a token [CO #/components/parameters/client_id].
-        needed.append(Requirement(CLIENT_ID, "the client_id of the sales unit's API keys"))
-        needed.append(Requirement(CLIENT_SECRET, "the client_secret of the sales unit's API keys"))
+        needed.append(
+            Requirement(
+                CLIENT_ID, "the client_id of the sales unit's API keys", "client_credentials"
+            )
+        )
+        needed.append(
+            Requirement(
+                CLIENT_SECRET,
+                "the client_secret of the sales unit's API keys",
+                "client_credentials",
+            )
+        )
     if operation.key == "access_token.fetch_partner_token":
         # The 2026 spec wants Basic authentication [AT #/paths/~1miami~1v1~1token/post]; the
         # 2023 one took client_id and client_secret headers [AT23]: either is accepted.
@@ -162,6 +213,7 @@ def required_headers(operation: Operation) -> tuple[Requirement, ...]:
             Requirement(
                 AUTHORIZATION,
                 "`Basic base64(client_id:client_secret)`, or client_id and client_secret",
+                "partner_credentials",
                 unless=(CLIENT_ID, CLIENT_SECRET),
             )
         )
@@ -176,15 +228,67 @@ class RequiredHeaders:
     Report); the subscription key on Access token, ePayment, eCom, Recurring and Order
     Management; Merchant-Serial-Number on ePayment and Order Management; Idempotency-Key on
     ePayment create, capture and refund and on every Recurring v3 write; X-Request-Id on eCom
-    capture and refund; client_id and client_secret on /accesstoken/get and Checkout.
-    Vipps rejects the call without them (facts §2.2). An empty optional header is never
-    flagged.
+    capture and refund; client_id and client_secret on /accesstoken/get and Checkout
+    (facts §2.2). An empty optional header is never flagged. It blocks where Vipps documents
+    the refusal; it only reports a missing `Merchant-Serial-Number` (the KB recommends it to
+    merchants and requires it of partners only [KB http-headers.md]) and a missing eCom
+    `X-Request-Id` (the spec's own descriptions require it only for a partial amount, and
+    production backends capture the full amount without it).
     """
 
     code: ClassVar[str] = "header.missing"
     default_action: ClassVar[Action] = Action.BLOCK
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = "headers the Vipps API requires on the operation are sent"
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("authorization", Action.BLOCK, (KB_HTTP_401_BEARER,)),
+        Condition("subscription_key", Action.BLOCK, (KB_HTTP_401_SUBSCRIPTION_KEY,)),
+        Condition(
+            "merchant_serial_number",
+            Action.REPORT,
+            why="[KB http-headers.md]: partners must send it; merchants are recommended to",
+        ),
+        Condition(
+            "epayment_idempotency_key",
+            Action.BLOCK,
+            (
+                EPAYMENT_MISSING_PARAMETER,
+                Evidence(
+                    "[EP #/components/parameters/Idempotency-Key]",
+                    "create, capture and refund declare the header required; 4140 names it",
+                ),
+            ),
+        ),
+        Condition("recurring_idempotency_key", Action.BLOCK, (RECURRING_IDEMPOTENCY_KEY,)),
+        Condition(
+            "ecom_request_id",
+            Action.REPORT,
+            why='the spec says "Required for making partial captures" / "Required if the amount'
+            ' is partial"; full-amount captures without it succeed in production',
+        ),
+        Condition(
+            "client_credentials",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "[ATDOC README.md §Get an access token], [CODOC checkout-api-guide.md §Step 1]",
+                    "the token call and Checkout authenticate with the client_id and"
+                    " client_secret headers",
+                ),
+                Evidence("[KB errors.md §Why do I get HTTP 401]", "wrong API keys give 401"),
+            ),
+        ),
+        Condition(
+            "partner_credentials",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "[ATDOC README.md §Token endpoint]",
+                    "the token endpoint takes `Authorization: Basic base64(client_id:secret)`",
+                ),
+            ),
+        ),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return bool(required_headers(operation))
@@ -207,6 +311,7 @@ class RequiredHeaders:
                 field=need.header,
                 problem=problem,
                 expected=f"{need.expected}; the {_api(request.operation)} API requires it here",
+                condition=need.condition,
             )
 
 
@@ -266,7 +371,11 @@ class HeaderFormat:
     [EP #/components/parameters/Idempotency-Key]; Recurring's has 1-40 and none of `# ? / \\`
     [RC #/components/parameters/Idempotency-Key]; eCom's `X-Request-Id` at most 40 [EC]. Each
     `Vipps-System-*` header has at most 30 characters, 100 for Order Management. Empty optional
-    headers are left alone; missing required ones are `header.missing`'s business.
+    headers are left alone; missing required ones are `header.missing`'s business. Only the
+    Authorization scheme and Recurring's key rules are documented refusals and block; the MSN
+    pattern, ePayment's and eCom's key lengths are schema keywords only, and the Vipps-System-*
+    limit is advice (Shopware's plugin sends a 36-character shop domain and Vipps accepts it):
+    those report.
     """
 
     code: ClassVar[str] = "header.format"
@@ -274,6 +383,23 @@ class HeaderFormat:
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = (
         "Authorization, MSN, idempotency and Vipps-System-* headers have the right shape"
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("authorization_scheme", Action.BLOCK, (KB_HTTP_401_BEARER,)),
+        Condition(
+            "merchant_serial_number",
+            Action.REPORT,
+            why="only the spec's pattern ^[0-9]{4,10}$ (which grew from 4-6 digits in 1.4.1)",
+        ),
+        Condition("epayment_idempotency_key", Action.REPORT, why="only the spec's maxLength: 50"),
+        Condition("recurring_idempotency_key", Action.BLOCK, (RECURRING_IDEMPOTENCY_KEY,)),
+        Condition("ecom_request_id", Action.REPORT, why="only the spec's maxLength: 40"),
+        Condition(
+            "system_header_length",
+            Action.REPORT,
+            why="[KB http-headers.md] asks for short values; the Shopware plugin sends 36"
+            " characters and Vipps accepts it",
+        ),
     )
 
     def applies_to(self, operation: Operation) -> bool:
@@ -296,10 +422,15 @@ class HeaderFormat:
                     f"is {len(value)} characters long",
                     f"at most {limit} characters (short, human-readable values)",
                     shown(value),
+                    "system_header_length",
                 )
 
-    def _finding(self, field: str, problem: str, expected: str, value: str | None) -> Finding:
-        return Finding(self.code, Source.HEADER, field, problem, expected, value)
+    def _finding(
+        self, field: str, problem: str, expected: str, value: str | None, condition: str
+    ) -> Finding:
+        return Finding(
+            self.code, Source.HEADER, field, problem, expected, value, condition=condition
+        )
 
     def _authorization(self, headers: Headers) -> Iterator[Finding]:
         value = _value(headers, AUTHORIZATION)
@@ -312,6 +443,7 @@ class HeaderFormat:
                 problem,
                 "`Bearer <access token>`, with Bearer written exactly so",
                 describe_credentials(value),
+                "authorization_scheme",
             )
 
     def _msn(self, headers: Headers) -> Iterator[Finding]:
@@ -324,7 +456,11 @@ class HeaderFormat:
                 else (f"{len(value)} characters, not all digits")
             )
             yield self._finding(
-                MERCHANT_SERIAL_NUMBER, "is not 4-10 digits", "digits only, e.g. 123456", sent
+                MERCHANT_SERIAL_NUMBER,
+                "is not 4-10 digits",
+                "digits only, e.g. 123456",
+                sent,
+                "merchant_serial_number",
             )
 
     def _idempotency(self, operation: Operation, headers: Headers) -> Iterator[Finding]:
@@ -336,13 +472,18 @@ class HeaderFormat:
                     f"is {len(key)} characters long",
                     "at most 50 characters",
                     shown(key),
+                    "epayment_idempotency_key",
                 )
         elif _is_recurring_v3_write(operation) or operation.name in _RECURRING_V2_KEYED:
             key = _value(headers, IDEMPOTENCY_KEY)
             expected = "1-40 characters, none of # ? / \\"
             if len(key) > 40:
                 yield self._finding(
-                    IDEMPOTENCY_KEY, f"is {len(key)} characters long", expected, shown(key)
+                    IDEMPOTENCY_KEY,
+                    f"is {len(key)} characters long",
+                    expected,
+                    shown(key),
+                    "recurring_idempotency_key",
                 )
             forbidden = [ch for ch in _RECURRING_KEY_FORBIDDEN if ch in key]
             if forbidden:
@@ -351,6 +492,7 @@ class HeaderFormat:
                     "contains " + " ".join(repr(ch) for ch in forbidden),
                     expected,
                     shown(key),
+                    "recurring_idempotency_key",
                 )
         elif operation.api == "ecom" and operation.name in _ECOM_REQUEST_ID_DECLARED:
             request_id = _value(headers, REQUEST_ID)
@@ -360,6 +502,7 @@ class HeaderFormat:
                     f"is {len(request_id)} characters long",
                     "at most 40 characters",
                     shown(request_id),
+                    "ecom_request_id",
                 )
 
 
@@ -379,6 +522,9 @@ class SystemHeaders:
     default_action: ClassVar[Action] = Action.REPORT
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = "the four Vipps-System-* headers are sent (advice)"
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("advice", Action.REPORT, why="advice: Vipps accepts calls without them"),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return operation is not UNKNOWN
@@ -396,6 +542,7 @@ class SystemHeaders:
                 expected="all four Vipps-System-* headers, naming the system and plugin "
                 "(required for plugins and partners)",
                 advisory=True,
+                condition="advice",
             )
 
 
@@ -427,6 +574,7 @@ class SingleValueHeaders:
     default_action = Action.BLOCK
     can_repair = False
     summary = "single-value headers (Authorization, MSN, Idempotency-Key, ...) are sent once"
+    conditions = (Condition("repeated", Action.BLOCK, (GUARD_DUPLICATE_HEADER,)),)
 
     def applies_to(self, operation: Operation) -> bool:
         return True
@@ -443,4 +591,5 @@ class SingleValueHeaders:
                     name,
                     "is sent more than once (names are case-insensitive)",
                     "the header exactly once",
+                    condition="repeated",
                 )

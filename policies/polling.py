@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from policies.jsonbody import JsonValue
-from policies.model import Action, AuditedRequest, Finding, Source
+from policies.model import Action, AuditedRequest, Condition, Finding, Source
 from policies.operations import Operation
 from policies.state import Clock, PaymentKey, Store, payment_key
 
@@ -146,6 +146,13 @@ class PollingTooFrequent:
     default_action = Action.REPORT
     can_repair = False
     summary = "Poll a payment no sooner than 5 s after creating it, then at most every 2 s."
+    conditions = (
+        Condition(
+            "too_soon",
+            Action.REPORT,
+            why="Vipps does not refuse a single early poll; only sustained polling meets 429",
+        ),
+    )
 
     def __init__(self, audit: PollingAudit, clock: Clock) -> None:
         self.audit = audit
@@ -177,4 +184,5 @@ class PollingTooFrequent:
             f"at most one every {POLL_INTERVAL:g} s (Vipps' polling guidelines)",
             status=429,
             retry_after=least - since,
+            condition="too_soon",
         )

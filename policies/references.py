@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
 
+from policies.evidence import KB_ORDER_ID
 from policies.jsonbody import Path, format_path
-from policies.model import Action, AuditedRequest, Finding, Source, shown
+from policies.model import Action, AuditedRequest, Condition, Evidence, Finding, Source, shown
 from policies.operations import Operation
 
 __all__ = [
@@ -51,6 +52,8 @@ class IdFormat:
     min_length: int
     max_length: int | None
     whole: bool = True
+    # The `reference.format` condition a value of this format falls under when it is wrong.
+    condition: str = ""
 
     @property
     def expected(self) -> str:
@@ -75,19 +78,50 @@ class IdFormat:
         return None
 
 
-EPAYMENT_REFERENCE = IdFormat("ePayment reference", "^[a-zA-Z0-9-]{8,64}$", "a-zA-Z0-9-", 8, 64)
+EPAYMENT_REFERENCE = IdFormat(
+    "ePayment reference", "^[a-zA-Z0-9-]{8,64}$", "a-zA-Z0-9-", 8, 64, condition="epayment"
+)
 # 8-50 characters, `^[-a-zA-Z0-9]*$` (the pattern alone would allow an empty string).
-CHECKOUT_REFERENCE = IdFormat("Checkout reference", "^[-a-zA-Z0-9]*$", "a-zA-Z0-9-", 8, 50)
-ECOM_ORDER_ID = IdFormat("eCom orderId", "^[a-zA-Z0-9-]{1,50}$", "a-zA-Z0-9-", 1, 50)
+CHECKOUT_REFERENCE = IdFormat(
+    "Checkout reference", "^[-a-zA-Z0-9]*$", "a-zA-Z0-9-", 8, 50, condition="checkout"
+)
+ECOM_ORDER_ID = IdFormat(
+    "eCom orderId", "^[a-zA-Z0-9-]{1,50}$", "a-zA-Z0-9-", 1, 50, condition="ecom"
+)
 # Unanchored at the end in the spec; v3 adds length 1-50, v2 states no length.
 RECURRING_ORDER_ID = IdFormat(
-    "Recurring charge orderId", "^[a-zA-Z\\d-]+", "a-zA-Z0-9-", 1, 50, whole=False
+    "Recurring charge orderId",
+    "^[a-zA-Z\\d-]+",
+    "a-zA-Z0-9-",
+    1,
+    50,
+    whole=False,
+    condition="recurring",
 )
 RECURRING_ORDER_ID_V2 = IdFormat(
-    "Recurring charge orderId", "^[a-zA-Z\\d-]+", "a-zA-Z0-9-", 1, None, whole=False
+    "Recurring charge orderId",
+    "^[a-zA-Z\\d-]+",
+    "a-zA-Z0-9-",
+    1,
+    None,
+    whole=False,
+    condition="recurring",
 )
 ORDER_MANAGEMENT_ORDER_ID = IdFormat(
-    "Order Management orderId", "^[0-9A-Za-z-_\\.]+$", "0-9A-Za-z_.\\-", 1, None
+    "Order Management orderId",
+    "^[0-9A-Za-z-_\\.]+$",
+    "0-9A-Za-z_.\\-",
+    1,
+    None,
+    condition="order_management",
+)
+# Body ids a request may leave out (Vipps then makes one up): an empty string there is
+# treated as Vipps treats it, which no source documents, so it is only reported.
+_OPTIONAL_BODY_IDS = frozenset({"recurring.create_charge", "recurring.create_charge_v2"})
+_EPAYMENT_REFERENCE_ERROR = Evidence(
+    "[SITE https://developer.vippsmobilepay.com/docs/APIs/epayment-api/errors]",
+    'ePayment answers 400 "The field Reference must match the regular expression'
+    " '^[a-zA-Z0-9-]{8,64}$'.\"",
 )
 
 # Body fields holding the payment's id, per operation (`walk` patterns).
@@ -143,13 +177,51 @@ class ReferenceFormat:
     `^[a-zA-Z0-9-]{1,50}$`. Recurring create-charge `orderId` (optional): 1-50 characters
     starting with `a-z A-Z 0-9 -` (the spec's pattern has no `$`). Order Management
     `{orderId}` and v3 category `orderId`: `^[0-9A-Za-z-_\\.]+$`. Ids that are null or not
-    strings are left to the body-shape rules.
+    strings are left to the body-shape rules. Order Management's pattern is a schema keyword
+    only, and an empty optional Recurring `orderId` is left to Vipps: both only report.
     """
 
     code: ClassVar[str] = "reference.format"
     default_action: ClassVar[Action] = Action.BLOCK
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = "payment references and orderIds have the format their API accepts"
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("epayment", Action.BLOCK, (_EPAYMENT_REFERENCE_ERROR,)),
+        Condition(
+            "checkout",
+            Action.BLOCK,
+            (
+                KB_ORDER_ID,
+                _EPAYMENT_REFERENCE_ERROR,
+                Evidence(
+                    "[CODOC checkout-api-guide.md §Transaction operations]",
+                    "Checkout payments are ePayment payments, captured with the ePayment API",
+                ),
+            ),
+        ),
+        Condition("ecom", Action.BLOCK, (KB_ORDER_ID,)),
+        Condition(
+            "recurring",
+            Action.BLOCK,
+            (
+                KB_ORDER_ID,
+                Evidence(
+                    "[RCDOC recurring-api-guide.md §orderId recommendations]",
+                    "a charge's orderId follows the orderId rules and is unique with eCom's",
+                ),
+            ),
+        ),
+        Condition(
+            "order_management",
+            Action.REPORT,
+            why="only the spec's pattern ^[0-9A-Za-z-_\\.]+$",
+        ),
+        Condition(
+            "empty_optional",
+            Action.REPORT,
+            why="an empty optional orderId: Vipps may treat it as absent and make one up",
+        ),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return operation.key in BODY_IDS or operation.key in PATH_IDS
@@ -164,13 +236,25 @@ class ReferenceFormat:
         if key in BODY_IDS:
             for pattern, fmt in BODY_IDS[key]:
                 for at, value in request.json.walk(pattern):
-                    if isinstance(value, str):
-                        yield from self._judge(Source.BODY, format_path(at), value, fmt)
+                    if not isinstance(value, str):
+                        continue
+                    condition = "empty_optional" if not value and key in _OPTIONAL_BODY_IDS else ""
+                    yield from self._judge(Source.BODY, format_path(at), value, fmt, condition)
 
-    def _judge(self, source: Source, field: str, value: str, fmt: IdFormat) -> Iterator[Finding]:
+    def _judge(
+        self, source: Source, field: str, value: str, fmt: IdFormat, condition: str = ""
+    ) -> Iterator[Finding]:
         problem = fmt.problem(value)
         if problem is not None:
-            yield Finding(self.code, source, field, problem, fmt.expected, shown(value))
+            yield Finding(
+                self.code,
+                source,
+                field,
+                problem,
+                fmt.expected,
+                shown(value),
+                condition=condition or fmt.condition,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +306,12 @@ class ReferenceMismatch:
     """
 
     code: ClassVar[str] = "reference.mismatch"
-    default_action: ClassVar[Action] = Action.BLOCK
+    default_action: ClassVar[Action] = Action.REPORT
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = "a payment id in the body agrees with the one in the path"
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("echoed_id", Action.REPORT, why="advice: Vipps acts on the path's payment"),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return operation.key in ECHOED_IDS
@@ -247,4 +334,5 @@ class ReferenceMismatch:
                         "(Vipps acts on the path's payment)",
                         value=shown(value),
                         advisory=True,
+                        condition="echoed_id",
                     )

@@ -505,7 +505,8 @@ def test_capture_currency_must_match_the_payment(
 
 
 def test_rules_describe_themselves() -> None:
-    """Each ledger rule blocks by default, cannot repair, and says what it checks."""
+    """The limit rules block by default, the currency rule reports; none repairs; all say what
+    they check."""
     ledger = PaymentLedger(BoundedStore(FakeClock(), max_entries=1, ttl_seconds=1))
     rules: list[Rule] = [
         CaptureWithinReserved(ledger),
@@ -517,7 +518,8 @@ def test_rules_describe_themselves() -> None:
         "ledger.refund_exceeds_captured",
         "ledger.currency_mismatch",
     ]
-    assert all(r.default_action == "block" and not r.can_repair and r.summary for r in rules)
+    assert [r.default_action for r in rules] == ["block", "block", "report"]
+    assert all(not r.can_repair and r.summary for r in rules)
     assert rules[0].applies_to(find("recurring", "capture_charge"))
     assert not rules[2].applies_to(find("ecom", "capture_payment"))
 

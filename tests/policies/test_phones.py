@@ -408,8 +408,6 @@ def test_repair_message_names_field_slip_and_form() -> None:
         pytest.param(EP, "abc", "is not a phone number", id="ep-letters"),
         pytest.param(EP, "12", "cannot be read as a possible phone number", id="ep-two-digits"),
         pytest.param(EP, "+47", "cannot be read as a possible phone number", id="ep-only-cc"),
-        pytest.param(EP, "", "is an empty string", id="ep-empty"),
-        pytest.param(EP, "   ", "is an empty string", id="ep-blank"),
         pytest.param(EP, "91234567 ext 12", "is not a phone number", id="ep-extension"),
         pytest.param(EP, "+47 (0) 91234567", "cannot be read", id="ep-uk-style-trunk"),
         pytest.param(EP, "+47 02800", "not one the API can take", id="ep-short-number"),
@@ -421,8 +419,6 @@ def test_repair_message_names_field_slip_and_form() -> None:
         pytest.param(EC, "+45 20 12 34 56", "only Norwegian 8-digit numbers", id="ecom-danish"),
         pytest.param(EC, "4520123456", "only Norwegian 8-digit numbers", id="ecom-danish-digits"),
         pytest.param(EC, "+46 70 123 45 67", "country code +46", id="ecom-swedish"),
-        pytest.param(RC, "12", "cannot be read", id="recurring-short"),
-        pytest.param(RC2, "+47 02800", "not one the API", id="rc-v2-short"),
     ],
 )
 def test_unrepairable_value_is_blocked(key: str, value: object, problem: str) -> None:
@@ -437,6 +433,29 @@ def test_unrepairable_value_is_blocked(key: str, value: object, problem: str) ->
     assert finding.message.endswith(f"expected {finding.expected}")
     verdict = engine().evaluate(request)
     assert verdict.blocked
+    assert verdict.body is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem", "condition"),
+    [
+        pytest.param(EP, "", "is an empty string", "empty", id="ep-empty"),
+        pytest.param(EP, "   ", "is an empty string", "empty", id="ep-blank"),
+        pytest.param(RC, "12", "cannot be read", "recurring", id="recurring-short"),
+        pytest.param(RC2, "+47 02800", "not one the API", "recurring", id="rc-v2-short"),
+    ],
+)
+def test_unrepairable_value_without_documented_refusal_is_reported(
+    key: str, value: object, problem: str, condition: str
+) -> None:
+    """An empty number, or an unreadable one for Recurring (no format stated), is forwarded."""
+    request = phone_request(key, value)
+    (finding,) = findings(FORMAT, request)
+    assert (finding.repair, finding.condition) == (None, condition)
+    assert problem in finding.problem
+    verdict = engine().evaluate(request)
+    assert not verdict.blocked
+    assert [d.outcome for d in verdict.decisions] == [Outcome.WOULD_BLOCK]
     assert verdict.body is None
 
 
