@@ -334,23 +334,25 @@ def describe_credentials(value: str) -> str:
 _WHITESPACE = re.compile(r"\s")
 
 
-def _bearer_problem(value: str) -> str | None:
-    """What is wrong with an Authorization value that should be `Bearer <token>` (None if fine)."""
+def _bearer_problem(value: str) -> tuple[str, str] | None:
+    """What is wrong with an Authorization value that should be `Bearer <token>`, and the
+    condition it falls under (None if fine)."""
     parts = value.split(None, 1)
     scheme = parts[0]
+    wrong = "authorization_scheme"
     if scheme != "Bearer":
         if scheme.lower() == "bearer":
-            return f"the scheme is {scheme!r}, not 'Bearer' (Vipps may answer 401)"
+            return f"the scheme is {scheme!r}, not 'Bearer' (Vipps may answer 401)", wrong
         if len(parts) == 1:
-            return "has no scheme; the token must follow the word Bearer"
-        return "does not use the Bearer scheme"
+            return "has no scheme; the token must follow the word Bearer", "bare_token"
+        return "does not use the Bearer scheme", wrong
     if len(parts) == 1:
-        return "has the Bearer scheme but no token"
+        return "has the Bearer scheme but no token", wrong
     token = parts[1].strip()
     if token.split(None, 1)[0].lower() == "bearer":
-        return "has the word Bearer twice"
+        return "has the word Bearer twice", wrong
     if _WHITESPACE.search(token):
-        return "has whitespace inside the token"
+        return "has whitespace inside the token", wrong
     return None
 
 
@@ -365,7 +367,8 @@ class HeaderFormat:
     """Headers that are sent must have the shape Vipps accepts.
 
     `Authorization` is exactly `Bearer <token>` on the token APIs: the KB warns that `bearer`
-    may give 401 [KB errors.md §Why do I get HTTP 401]. `Merchant-Serial-Number` matches
+    may give 401 [KB errors.md §Why do I get HTTP 401]; a bare token without any scheme is only
+    reported, as a production eCom gateway sends it so. `Merchant-Serial-Number` matches
     `^[0-9]{4,10}$` where the spec states a pattern (ePayment [EP #/components/schemas/MSN],
     Access token [AT]). ePayment's `Idempotency-Key` has at most 50 characters
     [EP #/components/parameters/Idempotency-Key]; Recurring's has 1-40 and none of `# ? / \\`
@@ -386,6 +389,12 @@ class HeaderFormat:
     )
     conditions: ClassVar[tuple[Condition, ...]] = (
         Condition("authorization_scheme", Action.BLOCK, (KB_HTTP_401_BEARER,)),
+        Condition(
+            "bare_token",
+            Action.REPORT,
+            why="the KB says only that a token without Bearer *may* give 401, and a maintained"
+            " eCom gateway (omnipay-vipps) sends the bare token in production",
+        ),
         Condition(
             "merchant_serial_number",
             Action.REPORT,
@@ -436,14 +445,15 @@ class HeaderFormat:
         value = _value(headers, AUTHORIZATION)
         if not value:
             return
-        problem = _bearer_problem(value)
-        if problem is not None:
+        found = _bearer_problem(value)
+        if found is not None:
+            problem, condition = found
             yield self._finding(
                 AUTHORIZATION,
                 problem,
                 "`Bearer <access token>`, with Bearer written exactly so",
                 describe_credentials(value),
-                "authorization_scheme",
+                condition,
             )
 
     def _msn(self, headers: Headers) -> Iterator[Finding]:

@@ -29,6 +29,7 @@ from policies.model import (
     Action,
     AuditedRequest,
     Condition,
+    Evidence,
     Finding,
     JsonValue,
     Path,
@@ -308,6 +309,17 @@ def _read_notation(raw: str, fmt: PhoneFormat, regions: tuple[str, ...]) -> _Rea
             # For eCom the + or 00 is part of the country code that has to go.
             slips = [s for s in slips if not s.endswith("prefix")] + ["the country code +47"]
     else:
+        code = str(number.country_code)
+        if region is not None and digits.startswith(code):
+            # `47234567` may be +47 with two digits lost (a converter that cut a country code
+            # off `912 34 567`) or a national number: prefixing 47 could reach someone else.
+            return _Reading(
+                number,
+                problem=f"has no country code, yet starts with {code}, the code of the region it"
+                " would be read in: either digits are missing or the country code is, so it is"
+                " not repaired",
+                kind="ambiguous",
+            )
         target = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
         if region is not None:
             slips.append(f"no country code (read as +{number.country_code} for region {region})")
@@ -381,7 +393,9 @@ class PhoneNumberFormat:
     PrefillCustomer]. A notation slip that keeps the number (`+47 912 34 567`, `0047 91234567`,
     `91234567` with currency NOK) is repaired into the API's form; a number without a country code
     is read in the country of the body's currency, then in `default_region`. A value that cannot
-    be read, or a foreign number for eCom, has no repair and is blocked (ePayment "Invalid
+    be read, a foreign number for eCom, or 8 digits that start with the country code they would
+    be given (`47234567`: digits or the code are missing, the proxy cannot tell which), has no
+    repair and is blocked (ePayment "Invalid
     phone number", eCom error 81), except for Checkout, where Vipps asks the user to re-enter
     an invalid prefill, for Recurring, which states no format to refuse by, and for an empty
     string: those are only reported.
@@ -395,6 +409,17 @@ class PhoneNumberFormat:
         Condition("notation", Action.REPAIR, (EPAYMENT_INVALID_PHONE, KB_ERROR_81)),
         Condition("unreadable", Action.BLOCK, (EPAYMENT_INVALID_PHONE, KB_ERROR_81)),
         Condition("foreign", Action.BLOCK, (KB_ERROR_81,)),
+        Condition(
+            "ambiguous",
+            Action.BLOCK,
+            (
+                EPAYMENT_INVALID_PHONE,
+                Evidence(
+                    "[EP #/components/schemas/CustomerPhoneNumber/properties/phoneNumber]",
+                    "MSISDN is the country code and the subscriber number, 9 to 15 digits",
+                ),
+            ),
+        ),
         Condition(
             "recurring",
             Action.REPORT,

@@ -109,6 +109,9 @@ pre {
   text-transform: uppercase; letter-spacing: 0.04em;
 }
 .other { color: var(--muted); margin: 10px 0 0; font-size: 13px; }
+td.contradicted { color: var(--red); font-weight: 650; }
+td.confirmed { color: #067647; font-weight: 650; }
+td.example { overflow-wrap: anywhere; }
 footer { color: var(--muted); font-size: 12.5px; margin-top: 18px; }
 footer a { color: var(--blue); }
 [hidden] { display: none !important; }
@@ -265,6 +268,28 @@ SCRIPT = """
     byId("entries-empty").hidden = data.entries.length > 0;
     byId("entries-note").textContent = "newest first, up to " + data.max_entries;
   }
+  function renderGrades(data) {
+    const body = byId("grades").tBodies[0];
+    body.replaceChildren();
+    const grades = Array.isArray(data.grades) ? data.grades : [];
+    for (const g of grades) {
+      const row = el("tr", "grade");
+      row.dataset.rule = g.rule;
+      cell(row, g.rule, "mono code");
+      cell(row, g.contradicted, "num count" + (g.contradicted ? " contradicted" : ""));
+      cell(row, g.confirmed, "num count" + (g.confirmed ? " confirmed" : ""));
+      cell(row, g.no_answer, "num");
+      const ex = g.latest || {};
+      cell(row, "").append(moment(ex.ts));
+      let text = (ex.api || "") + " " + (ex.operation || "") + " → Vipps " + (ex.vipps || "");
+      if (ex.status !== null && ex.status !== undefined) text += " (" + ex.status + ")";
+      if (ex.field) text += " · " + ex.field + ": " + (ex.problem || "");
+      if (ex.request_id) text += " · request " + ex.request_id;
+      cell(row, text, "example");
+      body.append(row);
+    }
+    byId("grades-empty").hidden = grades.length > 0;
+  }
   function render(data) {
     shown = data;
     for (const [name, value] of Object.entries(data.totals)) {
@@ -274,6 +299,7 @@ SCRIPT = """
     byId("started").replaceChildren(moment(data.started));
     byId("groups-note").textContent = data.groups.length + " kinds, most recent first";
     renderGroups(data);
+    renderGrades(data);
     renderEntries(data);
   }
   function status(live, text) {
@@ -329,6 +355,21 @@ _BODY = """
     </table></div>
     <p id="groups-empty" class="empty">No errors or findings yet.</p>
     <p id="other" class="other" hidden></p>
+  </section>
+  <section class="panel">
+    <h2>Vipps grades the rules<span class="note">its answers to the requests a rule would
+      have blocked but forwarded (report mode or a report-only condition)</span></h2>
+    <div class="scroll"><table id="grades">
+      <thead><tr>
+        <th>Rule</th><th class="num">Contradicted (Vipps accepted)</th>
+        <th class="num">Confirmed (Vipps rejected)</th><th class="num">No answer</th>
+        <th>Latest</th><th>Latest example</th>
+      </tr></thead>
+      <tbody></tbody>
+    </table></div>
+    <p id="grades-empty" class="empty">No forwarded request with a would-block finding yet.</p>
+    <p class="other">A rule Vipps contradicted must not be switched to <code>block</code>: it
+      would fail payments Vipps takes.</p>
   </section>
   <section class="panel">
     <h2>Latest entries<span class="note" id="entries-note"></span></h2>

@@ -247,6 +247,7 @@ TRIGGERS: dict[tuple[str, str], Trigger] = {
     ("phone.format", "foreign"): lambda _: build(
         ECOM_INITIATE, (("customerInfo", "mobileNumber"), "+45 20 12 34 56")
     ),
+    ("phone.format", "ambiguous"): lambda _: build(EPAYMENT_CREATE, (_PHONE, "47234567")),
     ("phone.format", "recurring"): lambda _: build(DRAFT_AGREEMENT, (("phoneNumber",), "12")),
     ("phone.format", "empty"): lambda _: build(EPAYMENT_CREATE, (_PHONE, "")),
     ("phone.format", "prefill"): lambda _: build(
@@ -277,6 +278,9 @@ TRIGGERS: dict[tuple[str, str], Trigger] = {
     ("header.missing", "partner_credentials"): lambda _: build(PARTNER_TOKEN),
     ("header.format", "authorization_scheme"): lambda _: build(
         EPAYMENT_CAPTURE, headers={"Authorization": "bearer abc.def.ghi"}
+    ),
+    ("header.format", "bare_token"): lambda _: build(
+        EPAYMENT_CAPTURE, headers={"Authorization": "abc.def.ghi"}
     ),
     ("header.format", "merchant_serial_number"): lambda _: build(
         EPAYMENT_CAPTURE, headers={"Merchant-Serial-Number": "12"}

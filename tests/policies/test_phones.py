@@ -682,13 +682,18 @@ def notations(draw: st.DrawFn) -> tuple[str, str]:
 
 @given(notations())
 def test_any_notation_of_a_norwegian_mobile_is_repaired_exactly(case: tuple[str, str]) -> None:
-    """Any notation of a valid Norwegian mobile becomes 47XXXXXXXX, or XXXXXXXX for eCom."""
+    """Any notation of a valid Norwegian mobile becomes 47XXXXXXXX, or XXXXXXXX for eCom; for
+    ePayment, a national number that itself starts with 47 is ambiguous and not repaired."""
     national, written = case
+    compact = "".join(ch for ch in written if ch.isdigit() or ch == "+")
     for key, wanted in ((EP, f"47{national}"), (EC, national)):
         request = phone_request(key, written)
         got = findings(FORMAT, request)
         if written == wanted:
             assert got == []
+        elif key == EP and compact == national and national.startswith("47"):
+            (finding,) = got
+            assert (finding.repair, finding.condition) == (None, "ambiguous")
         else:
             (finding,) = got
             assert finding.repair is not None
