@@ -340,7 +340,7 @@ _BODY = """
     <div class="card blocked"><span class="n" id="t-blocked">0</span>
       <span class="label">blocked by the proxy</span></div>
     <div class="card would_block"><span class="n" id="t-would_block">0</span>
-      <span class="label">would block (report mode)</span></div>
+      <span class="label">would block (forwarded, reported)</span></div>
     <div class="card upstream_errors"><span class="n" id="t-upstream_errors">0</span>
       <span class="label">upstream errors (no answer)</span></div>
   </section>

@@ -311,7 +311,7 @@ def test_checkout_session_of_another_type_needs_no_transaction() -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "https://shop.example-with-domain.no",  # a shop's domain, as the Shopware plugin sends
+        "https://shop.example-with-domains.no",  # a shop's domain, as the Shopware plugin sends
         "x" * 100,
     ],
 )

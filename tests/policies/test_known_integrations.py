@@ -28,7 +28,7 @@ from tests.samples import (
     Sample,
 )
 
-SHOP_DOMAIN = "https://shop.example-with-domain.no"  # 36 characters, a shop's domain URL
+SHOP_DOMAIN = "https://shop.example-with-domains.no"  # 36 characters, a shop's domain URL
 ECOM_REFUND = Sample(
     "POST",
     "/ecomm/v2/payments/order-123456/refund",

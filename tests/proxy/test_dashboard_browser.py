@@ -171,7 +171,7 @@ async def test_dashboard_shows_how_vipps_graded_the_rules(
     )
     # Forwarded with a report-only finding each: a 36-character system name (twice, Vipps
     # accepts), an eCom capture without X-Request-Id (Vipps refuses this one).
-    long_name = {"Vipps-System-Name": "https://shop.example-with-domain.no"}
+    long_name = {"Vipps-System-Name": "https://shop.example-with-domains.no"}
     for n in range(2):
         headers = {**long_name, "Idempotency-Key": f"idem-capture-{n}"}
         async with proxy.client.post(

@@ -21,7 +21,7 @@ from tests.standin import EPAYMENT_PROBLEM, Reply
 CAPTURE = EPAYMENT_CAPTURE.path
 # A 36-character system name, as the Shopware plugin sends its shop's domain: `header.format`
 # reports it by default (condition `system_header_length`), so the request is forwarded.
-LONG_NAME = {"Vipps-System-Name": "https://shop.example-with-domain.no"}
+LONG_NAME = {"Vipps-System-Name": "https://shop.example-with-domains.no"}
 # No Idempotency-Key: `header.missing` blocks it in enforce mode, reports it in report mode.
 WITHOUT_KEY = {"Idempotency-Key": ""}
 PROBLEM_JSON = {"Content-Type": "application/problem+json"}
