@@ -14,9 +14,31 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from policies.catalogue import spec_of
+from policies.evidence import (
+    EPAYMENT_AMOUNT_INVALID,
+    EPAYMENT_AMOUNT_LIMITS,
+    EPAYMENT_AMOUNT_TOO_SMALL,
+    KB_HTTP_500,
+    NEWSLETTER_AMOUNTS,
+)
 from policies.jsonbody import JsonValue, Path, encode_value, format_path
-from policies.model import Action, AuditedRequest, Finding, Repair, Source, describe_value
-from policies.money_fields import INT64, MoneyField, amounts_in, currency_of
+from policies.model import (
+    Action,
+    AuditedRequest,
+    Condition,
+    Evidence,
+    Finding,
+    Repair,
+    Source,
+    describe_value,
+)
+from policies.money_fields import (
+    INT32,
+    INT64,
+    MoneyField,
+    amounts_in,
+    currency_of,
+)
 from policies.operations import Operation
 
 _SHOWN_CHARS = 40
@@ -77,9 +99,20 @@ def _finding(
     *,
     repair: Repair | None = None,
     advisory: bool = False,
+    condition: str,
 ) -> Finding:
     field = format_path(at)
-    return Finding(rule, Source.BODY, field, problem, expected, _shown(value), repair, advisory)
+    return Finding(
+        rule,
+        Source.BODY,
+        field,
+        problem,
+        expected,
+        _shown(value),
+        repair,
+        advisory,
+        condition=condition,
+    )
 
 
 # --- Integers -------------------------------------------------------------------------------
@@ -101,6 +134,22 @@ class AmountIsInteger:
     default_action = Action.BLOCK
     can_repair = True
     summary = 'Amounts must be whole JSON integers of minor units (49900, not 49900.0 or "49900").'
+    conditions = (
+        Condition("fraction", Action.BLOCK, (NEWSLETTER_AMOUNTS, EPAYMENT_AMOUNT_INVALID)),
+        Condition("integral_float", Action.BLOCK, (EPAYMENT_AMOUNT_INVALID, KB_HTTP_500)),
+        Condition("not_a_number", Action.BLOCK, (EPAYMENT_AMOUNT_INVALID, KB_HTTP_500)),
+        Condition(
+            "out_of_range",
+            Action.BLOCK,
+            (
+                EPAYMENT_AMOUNT_INVALID,
+                Evidence(
+                    "[EP #/components/schemas/Amount/properties/value]",
+                    "amounts are int64 (format) and at most 65 000 000 (description)",
+                ),
+            ),
+        ),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return bool(spec_of(operation).money)
@@ -109,27 +158,31 @@ class AmountIsInteger:
         for money, at, value in amounts_in(request, spec_of(request.operation).money):
             if _as_int64(value) is not None:
                 continue
-            problem, whole = _not_an_integer(value)
+            problem, whole, condition = _not_an_integer(value)
             expected = _integer_expected(currency_of(request, money, at))
             repair = Repair(at, whole) if whole is not None else None
-            yield _finding(self.code, at, problem, expected, value, repair=repair)
+            yield _finding(
+                self.code, at, problem, expected, value, repair=repair, condition=condition
+            )
 
 
-def _not_an_integer(value: JsonValue) -> tuple[str, int | None]:
-    """What is wrong with an amount that is not an int64, and the exact integer it is, if any."""
+def _not_an_integer(value: JsonValue) -> tuple[str, int | None, str]:
+    """What is wrong with an amount that is not an int64, the exact integer it is, if any, and
+    the condition it falls under."""
     out_of_range = "is outside the signed 64-bit integer range"
     if isinstance(value, int) and not isinstance(value, bool):
-        return out_of_range, None
+        return out_of_range, None, "out_of_range"
     if isinstance(value, Decimal) and value.is_finite():
         # Before int(): `1E+999999999` is integral, and int() of it would not finish.
         if value.adjusted() >= 19:
-            return out_of_range, None
+            return out_of_range, None, "out_of_range"
         if value == value.to_integral_value():
             whole = int(value)
             if INT64[0] <= whole <= INT64[1]:
-                return "is a float, not an integer", whole
-            return out_of_range, None
-    return f"is {_kind(value)}, not an integer", None
+                return "is a float, not an integer", whole, "integral_float"
+            return out_of_range, None, "out_of_range"
+        return f"is {_kind(value)}, not an integer", None, "fraction"
+    return f"is {_kind(value)}, not an integer", None, "not_a_number"
 
 
 def _integer_expected(currency: str | None) -> str:
@@ -159,6 +212,59 @@ class AmountWithinLimits:
     default_action = Action.BLOCK
     can_repair = False
     summary = "Amounts must be within the minimum and maximum Vipps documents per API and currency."
+    conditions = (
+        Condition(
+            "minimum",
+            Action.BLOCK,
+            (
+                EPAYMENT_AMOUNT_TOO_SMALL,
+                EPAYMENT_AMOUNT_LIMITS,
+                Evidence(
+                    "[ECDOC vipps-ecom-api.md §Initiate]",
+                    'amounts "must be in NOK, be non-zero and larger than 1 NOK"',
+                ),
+                Evidence(
+                    "[KB payments.md §testing in production], [RC #/components/schemas/"
+                    "CreateChargeV3/properties/amount]",
+                    "1 NOK is the smallest amount; Recurring charges state minimum 100",
+                ),
+                Evidence(
+                    "[SITE https://developer.vippsmobilepay.com/docs/APIs/checkout-api/"
+                    "checkout-api-quick-start/]",
+                    'Checkout\'s minimum amounts are "NOK 1 øre, DKK 1 øre, EUR 1 cent"',
+                ),
+            ),
+        ),
+        Condition(
+            "negative",
+            Action.REPORT,
+            why="below zero where the spec states only `minimum: 0` (receipt lines, shipping,"
+            " captures and refunds) and no refusal is documented",
+        ),
+        Condition(
+            "maximum",
+            Action.BLOCK,
+            (
+                EPAYMENT_AMOUNT_LIMITS,
+                Evidence(
+                    "[RCDOC recurring-api-guide.md §Amount limits], [RCDOC"
+                    " recurring-api-problems.md]",
+                    "a variable agreement's suggestedMaxAmount is at most 20 000 NOK; problem"
+                    " type invalid-suggested-max-amount",
+                ),
+            ),
+        ),
+        Condition(
+            "int32",
+            Action.REPORT,
+            why="above 2 147 483 647 where only the schema's `format: int32` sets a ceiling",
+        ),
+        Condition(
+            "maximum_other_currency",
+            Action.REPORT,
+            why="advice: the maximum is documented for other currencies only",
+        ),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return bool(spec_of(operation).money)
@@ -180,21 +286,34 @@ class AmountWithinLimits:
         if floor is not None and amount < floor:
             per = f" for {currency}" if currency in money.currency_minimum else ""
             problem = f"is below the minimum the API accepts{per}"
-            return _finding(self.code, at, problem, f"at least {_units(floor, currency)}", amount)
+            expected = f"at least {_units(floor, currency)}"
+            # A floor of 0 is the schema's `minimum: 0` alone; above it, Vipps documents it.
+            condition = "minimum" if floor > 0 else "negative"
+            return _finding(self.code, at, problem, expected, amount, condition=condition)
         ceiling = money.maximum
         if ceiling is None or amount <= ceiling:
             return None
         firm_for = money.maximum_currencies
         if firm_for is None or currency in firm_for:
             expected = f"at most {_units(ceiling, currency)}"
-            return _finding(self.code, at, "is above the maximum the API accepts", expected, amount)
+            condition = "int32" if ceiling == INT32[1] else "maximum"
+            problem = "is above the maximum the API accepts"
+            return _finding(self.code, at, problem, expected, amount, condition=condition)
         # Documented for some currencies only: Vipps may accept more in this one.
         which = currency if currency is not None else "a currency the request does not state"
         problem = (
             f"is above the maximum documented for {', '.join(sorted(firm_for))}, not for {which}"
         )
         expected = f"at most {_units(ceiling, None)} where that maximum applies"
-        return _finding(self.code, at, problem, expected, amount, advisory=True)
+        return _finding(
+            self.code,
+            at,
+            problem,
+            expected,
+            amount,
+            advisory=True,
+            condition="maximum_other_currency",
+        )
 
 
 # --- Currencies -----------------------------------------------------------------------------
@@ -266,6 +385,44 @@ class CurrencyAllowed:
     default_action = Action.BLOCK
     can_repair = False
     summary = "Currency codes must be ones the API accepts (ePayment: NOK, DKK, EUR; ...)."
+    conditions = (
+        Condition(
+            "card_passthrough_only",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "[EP #/components/schemas/Amount/properties/value]",
+                    '"SEK, USD, and GBP are only supported for CARD_PASSTHROUGH payments"',
+                ),
+            ),
+        ),
+        Condition(
+            "unsupported",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "[SITE https://developer.vippsmobilepay.com/docs/knowledge-base/across-borders]",
+                    "the currency must match the country where the sales unit is registered",
+                ),
+                Evidence(
+                    "[EP #/components/schemas/Currency], [RC #/components/schemas/CurrencyV3],"
+                    " [OM #/components/schemas/CurrencyEnum]",
+                    "each API names the currencies it supports (NOK, DKK, EUR)",
+                ),
+            ),
+        ),
+        Condition(
+            "malformed",
+            Action.REPORT,
+            why="not three capital letters (`nok`, a number): only the schema's enum or type;"
+            " an enum may be read ignoring case",
+        ),
+        Condition(
+            "undocumented",
+            Action.REPORT,
+            why="advice: a well-formed code the API does not document but may accept",
+        ),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return bool(spec_of(operation).currencies) and operation.api in _CURRENCY_POLICIES
@@ -286,19 +443,29 @@ class CurrencyAllowed:
         if value is None or (isinstance(value, str) and value in policy.accepted):
             return None
         if not isinstance(value, str):
-            problem = f"is {_kind(value)}, not a currency code"
+            problem, condition = f"is {_kind(value)}, not a currency code", "malformed"
         elif value in policy.card_passthrough_only:
             method = request.field(("paymentMethod", "type"))
             if request.operation.name != "create_payment" or method == "CARD_PASSTHROUGH":
                 return None
             shown = method if isinstance(method, str) else "WALLET"
             problem = f"is accepted only for CARD_PASSTHROUGH payments, not {shown}"
+            condition = "card_passthrough_only"
         elif policy.tolerates(value):
             problem = f"is not a currency the {policy.api} API documents"
-            return _finding(self.code, at, problem, policy.expected, value, advisory=True)
+            return _finding(
+                self.code,
+                at,
+                problem,
+                policy.expected,
+                value,
+                advisory=True,
+                condition="undocumented",
+            )
         else:
             problem = f"is not a currency the {policy.api} API accepts"
-        return _finding(self.code, at, problem, policy.expected, value)
+            condition = "unsupported" if _CURRENCY_CODE.fullmatch(value) else "malformed"
+        return _finding(self.code, at, problem, policy.expected, value, condition=condition)
 
 
 # --- House bounds ---------------------------------------------------------------------------
@@ -355,6 +522,13 @@ class AmountBounds:
     code = "amount.bounds"
     default_action = Action.REPORT
     can_repair = False
+    conditions = (
+        Condition(
+            "house_range",
+            Action.REPORT,
+            why="a house rule: Vipps accepts such amounts; the range is the operator's own",
+        ),
+    )
     summary = (
         "Main payment amounts must lie in the configured per-currency range (the x100 mistake)."
     )
@@ -386,4 +560,4 @@ class AmountBounds:
                     f"whole {currency} sent as {unit} or the reverse"
                 )
                 expected = f"between {_units(low, currency)} and {_units(high, currency)}"
-                yield _finding(self.code, at, problem, expected, amount)
+                yield _finding(self.code, at, problem, expected, amount, condition="house_range")

@@ -11,12 +11,30 @@ in another letter case, is one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from policies.catalogue import spec_of
+from policies.evidence import (
+    CHECKOUT_FIELD_REQUIRED,
+    ECOM_INVALID_REQUEST,
+    EPAYMENT_MALFORMED_BODY,
+    EPAYMENT_MISSING_PARAMETER,
+    GUARD_DUPLICATE_KEY,
+    KB_HTTP_500,
+    RECURRING_VALIDATION_ERROR,
+)
 from policies.jsonbody import Path, format_path
-from policies.model import Action, AuditedRequest, Finding, JsonValue, Source, describe_value
+from policies.model import (
+    Action,
+    AuditedRequest,
+    Condition,
+    Finding,
+    JsonValue,
+    Source,
+    describe_value,
+)
 from policies.operations import Operation
 from policies.request_fields import ObjectFields, RequestBody
 
@@ -24,6 +42,23 @@ __all__ = ["BodyIsJson", "BodyIsObject", "FieldNameCase", "NoDuplicateKeys", "Re
 
 _ROOT: Path = ()
 _MISSING_PARAMETER = 'Vipps answers "Missing required parameter" without it'
+
+# Fields Vipps accepts under another name than the one a spec requires: a required field is
+# present when any of its names is. Order lines carry the tax as `taxRate` (hundredths of a
+# percent, the name of the ePayment and Order Management receipts [EP
+# #/components/schemas/OrderLine/properties/taxRate]) or `taxPercentage` (whole percent, the
+# Checkout v3 name [CO #/components/schemas/OrderLine/properties/taxPercentage]); the official
+# WooCommerce plugin sends Checkout `taxRate`, and Vipps accepts it (facts §7).
+OTHER_NAMES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"taxPercentage": ("taxRate",), "taxRate": ("taxPercentage",)}
+)
+# Requirements that hold for one variant of a request only: (operation key, object path) ->
+# (the field naming the variant, the variant they hold for, the fields). Checkout v3 requires
+# `transaction` of a payment session; newer docs also create sessions of other types (for
+# subscriptions), which the 2023 spec does not describe, so there it is left to Vipps.
+VARIANT_REQUIRED: Mapping[tuple[str, Path], tuple[str, str, frozenset[str]]] = MappingProxyType(
+    {("checkout.create_session", _ROOT): ("type", "PAYMENT", frozenset({"transaction"}))}
+)
 
 
 def _objects(
@@ -58,6 +93,7 @@ class BodyIsJson:
     default_action = Action.BLOCK
     can_repair = False
     summary = "A body sent to an operation that takes JSON must be valid JSON in UTF-8."
+    conditions = (Condition("invalid_json", Action.BLOCK, (EPAYMENT_MALFORMED_BODY, KB_HTTP_500)),)
 
     def applies_to(self, operation: Operation) -> bool:
         return spec_of(operation).body is not None
@@ -66,7 +102,14 @@ class BodyIsJson:
         error = request.json.error
         if error is not None:
             expected = "valid JSON (RFC 8259) encoded as UTF-8"
-            yield Finding(self.code, Source.BODY, format_path(_ROOT), error, expected)
+            yield Finding(
+                self.code,
+                Source.BODY,
+                format_path(_ROOT),
+                error,
+                expected,
+                condition="invalid_json",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +126,7 @@ class NoDuplicateKeys:
     default_action = Action.BLOCK
     can_repair = False
     summary = "No JSON object in the body may name a key twice (parsers disagree on which wins)."
+    conditions = (Condition("duplicate_key", Action.BLOCK, (GUARD_DUPLICATE_KEY,)),)
 
     def applies_to(self, operation: Operation) -> bool:
         return spec_of(operation).body is not None
@@ -95,6 +139,7 @@ class NoDuplicateKeys:
                 format_path(at),
                 "appears more than once in the same object",
                 "each key once (parsers disagree on which duplicate wins)",
+                condition="duplicate_key",
             )
 
 
@@ -110,6 +155,7 @@ class BodyIsObject:
     default_action = Action.BLOCK
     can_repair = False
     summary = "The body must be a JSON object where the operation's schema is an object."
+    conditions = (Condition("not_object", Action.BLOCK, (EPAYMENT_MALFORMED_BODY, KB_HTTP_500)),)
 
     def applies_to(self, operation: Operation) -> bool:
         body = spec_of(operation).body
@@ -126,6 +172,7 @@ class BodyIsObject:
                 format_path(_ROOT),
                 f"is a JSON {describe_value(value)}, not an object",
                 "a JSON object, {...}, as the operation's request schema describes",
+                condition="not_object",
             )
 
 
@@ -147,6 +194,14 @@ class FieldNameCase:
     default_action = Action.BLOCK
     can_repair = False
     summary = "Known field names must be spelled in their exact case (fallBack, not fallback)."
+    conditions = (
+        Condition("ecom", Action.BLOCK, (KB_HTTP_500,)),
+        Condition(
+            "other_api",
+            Action.REPORT,
+            why="advice: the newer APIs may bind names ignoring case; no rejection is documented",
+        ),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         body = spec_of(operation).body
@@ -175,6 +230,7 @@ class FieldNameCase:
                     problem,
                     expected,
                     advisory=request.operation.api != "ecom",
+                    condition="ecom" if request.operation.api == "ecom" else "other_api",
                 )
 
 
@@ -191,13 +247,28 @@ class RequiredFields:
     versions differ the most lenient wins; and where Vipps' documentation drops a requirement the
     spec states (Recurring `due`, `retryDays`), so does the table. An explicit null counts as
     missing unless the field's schema allows null. An empty body counts as missing all top-level
-    fields only where every spec requires a body.
+    fields only where every spec requires a body. A field Vipps also accepts under another name
+    (`taxRate` for `taxPercentage`, `OTHER_NAMES`) is present under either; a requirement of one
+    variant only (`VARIANT_REQUIRED`) is judged for that variant. It blocks where the API
+    documents refusing a missing field (ePayment, Checkout, Recurring, eCom) and only reports
+    elsewhere.
     """
 
     code = "body.missing_field"
     default_action = Action.BLOCK
     can_repair = False
     summary = "Fields the operation's spec requires must be present and not null."
+    conditions = (
+        Condition("epayment", Action.BLOCK, (EPAYMENT_MISSING_PARAMETER,)),
+        Condition("checkout", Action.BLOCK, (CHECKOUT_FIELD_REQUIRED,)),
+        Condition("recurring", Action.BLOCK, (RECURRING_VALIDATION_ERROR,)),
+        Condition("ecom", Action.BLOCK, (ECOM_INVALID_REQUEST,)),
+        Condition(
+            "other_api",
+            Action.REPORT,
+            why="Order Management, Webhooks and the rest: only the spec's `required` keyword",
+        ),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         body = spec_of(operation).body
@@ -207,19 +278,33 @@ class RequiredFields:
         body = spec_of(request.operation).body
         if body is None or request.json.error is not None:
             return
+        api = request.operation.api
+        condition = api if api in ("epayment", "checkout", "recurring", "ecom") else "other_api"
+        key = request.operation.key
         if not request.json.present:
             root = body.objects.get(_ROOT)
             if body.required and root is not None:
-                yield from self._judge(_ROOT, root, {})
+                yield from self._judge(_ROOT, root, {}, condition, key)
             return
         for at, fields, node in _objects(request, body):
-            yield from self._judge(at, fields, node)
+            yield from self._judge(at, fields, node, condition, key)
 
     def _judge(
-        self, at: Path, fields: ObjectFields, node: dict[str, JsonValue]
+        self,
+        at: Path,
+        fields: ObjectFields,
+        node: dict[str, JsonValue],
+        condition: str,
+        key: str,
     ) -> Iterator[Finding]:
-        for name in sorted(fields.required):
-            if name in node and (node[name] is not None or name in fields.nullable):
+        variant = VARIANT_REQUIRED.get((key, at))
+        exempt: frozenset[str] = frozenset()
+        if variant is not None and node.get(variant[0], variant[1]) != variant[1]:
+            exempt = variant[2]
+        for name in sorted(fields.required - exempt):
+            if _present(node, name, fields):
+                continue
+            if any(_present(node, other, fields) for other in OTHER_NAMES.get(name, ())):
                 continue
             if name in node:
                 problem, sent = "is required but null", "null"
@@ -230,4 +315,17 @@ class RequiredFields:
                 )
                 sent = None
             expected = f"a value; {_MISSING_PARAMETER}"
-            yield Finding(self.code, Source.BODY, format_path((*at, name)), problem, expected, sent)
+            yield Finding(
+                self.code,
+                Source.BODY,
+                format_path((*at, name)),
+                problem,
+                expected,
+                sent,
+                condition=condition,
+            )
+
+
+def _present(node: dict[str, JsonValue], name: str, fields: ObjectFields) -> bool:
+    """Whether `name` is sent with a value (or as null where its schema allows null)."""
+    return name in node and (node[name] is not None or name in fields.nullable)

@@ -3,6 +3,12 @@
 Rules are chosen once per operation and cached, so a rule that does not apply is never called.
 A rule that raises is caught here (like mitmproxy guarding every addon call): it is recorded,
 and the request fails closed unless the engine was built with `fail_open=True`.
+
+A finding's action comes from the settings' override of its rule if there is one, else from
+the default of the condition it names (`policies.model.Condition`), so a condition that only
+reports by default can still be made to block (`VIPPS_PROXY_RULE_ACTIONS=rule=block`). A
+finding naming a condition its rule does not declare is a fault of the rule and is handled
+like a rule that raised.
 """
 
 from __future__ import annotations
@@ -74,6 +80,13 @@ class PolicyEngine:
         self.mode = mode
         self.fail_open = fail_open
         self.actions = resolve_actions(rules, actions or {})
+        overridden = set(actions or {})
+        # Per declared condition: the override of its rule, else the condition's own default.
+        self._condition_actions: dict[tuple[str, str], Action] = {
+            (rule.code, c.name): self.actions[rule.code] if rule.code in overridden else c.action
+            for rule in rules
+            for c in rule.conditions
+        }
         self.rules = tuple(rules)
         self._active = tuple(r for r in rules if self.actions[r.code] is not Action.OFF)
         self._per_operation: dict[Operation, tuple[Rule, ...]] = {}
@@ -101,16 +114,40 @@ class PolicyEngine:
             except Exception as exc:
                 failures.append(RuleFailure(rule.code, f"{type(exc).__name__}: {exc}"))
                 continue
+            undeclared = self._undeclared(rule, findings)
+            if undeclared:
+                failures.append(RuleFailure(rule.code, undeclared))
+                continue
             decisions.extend(Decision(f, self._outcome(f)) for f in findings)
         if not decisions and not failures:
             return ALLOWED
         fail_closed = bool(failures) and not self.fail_open
         return self._settle(request, decisions, tuple(failures), fail_closed)
 
+    def action_for(self, finding: Finding) -> Action:
+        """The action for a finding in `enforce` mode: its condition's, or its rule's."""
+        action = self._condition_actions.get((finding.rule, finding.condition))
+        return self.actions[finding.rule] if action is None else action
+
+    def _undeclared(self, rule: Rule, findings: list[Finding]) -> str | None:
+        """Say which findings name a condition the rule does not declare (None: all do)."""
+        if not rule.conditions:
+            return None
+        names = sorted(
+            {
+                f.condition
+                for f in findings
+                if (rule.code, f.condition) not in self._condition_actions
+            }
+        )
+        if not names:
+            return None
+        return f"ConditionError: finding names undeclared condition {', '.join(map(repr, names))}"
+
     def _outcome(self, finding: Finding) -> Outcome:
         if finding.advisory:
             return Outcome.REPORTED
-        action = self.actions[finding.rule]
+        action = self.action_for(finding)
         repairable = action is Action.REPAIR and finding.repair is not None
         if self.mode is PolicyMode.REPORT:
             # A dry run names what enforce would do: a repair is not a block.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from policies.catalogue import EXPRESS_PAYMENT, PAYMENT_TYPE, spec_of
 from policies.jsonbody import Path, encode_value, format_path
-from policies.model import Action, AuditedRequest, Finding, Source, describe_value
+from policies.model import Action, AuditedRequest, Condition, Finding, Source, describe_value
 from policies.operations import Operation
 
 __all__ = ["EXPRESS_PAYMENT", "ExplicitCheckoutFlow"]
@@ -36,6 +36,9 @@ class ExplicitCheckoutFlow:
     default_action = Action.REPORT
     can_repair = False
     summary = "eCom express payments should set transaction.useExplicitCheckoutFlow to true."
+    conditions = (
+        Condition("advice", Action.REPORT, why="advice: Vipps accepts the payment either way"),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return spec_of(operation).express
@@ -64,4 +67,5 @@ class ExplicitCheckoutFlow:
             "true, which Vipps recommends for express checkout (better conversion)",
             sent,
             advisory=True,
+            condition="advice",
         )

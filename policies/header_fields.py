@@ -88,6 +88,8 @@ class Requirement:
 
     header: str
     expected: str
+    # The `header.missing` condition a missing header falls under (its evidence is there).
+    condition: str
     unless: tuple[str, ...] = ()
 
 
@@ -96,26 +98,60 @@ def required_headers(operation: Operation) -> tuple[Requirement, ...]:
     api, name = operation.api, operation.name
     needed: list[Requirement] = []
     if api in BEARER_APIS:
-        needed.append(Requirement(AUTHORIZATION, "`Bearer <access token>` from /accesstoken/get"))
+        needed.append(
+            Requirement(
+                AUTHORIZATION, "`Bearer <access token>` from /accesstoken/get", "authorization"
+            )
+        )
     if api in _SUBSCRIPTION_KEY_APIS or operation.key == "access_token.fetch_access_token":
         needed.append(
-            Requirement(SUBSCRIPTION_KEY, "the sales unit's subscription key (as for the token)")
+            Requirement(
+                SUBSCRIPTION_KEY,
+                "the sales unit's subscription key (as for the token)",
+                "subscription_key",
+            )
         )
     if api in _MSN_APIS:
-        needed.append(Requirement(MERCHANT_SERIAL_NUMBER, "the sales unit's MSN, e.g. 123456"))
+        needed.append(
+            Requirement(
+                MERCHANT_SERIAL_NUMBER,
+                "the sales unit's MSN, e.g. 123456",
+                "merchant_serial_number",
+            )
+        )
     if api == "epayment" and name in _EPAYMENT_KEYED:
-        needed.append(Requirement(IDEMPOTENCY_KEY, "a unique key of at most 50 characters"))
+        needed.append(
+            Requirement(
+                IDEMPOTENCY_KEY, "a unique key of at most 50 characters", "epayment_idempotency_key"
+            )
+        )
     if _is_recurring_v3_write(operation):
         needed.append(
-            Requirement(IDEMPOTENCY_KEY, "a unique key of 1-40 characters without # ? / \\")
+            Requirement(
+                IDEMPOTENCY_KEY,
+                "a unique key of 1-40 characters without # ? / \\",
+                "recurring_idempotency_key",
+            )
         )
     if api == "ecom" and name in _ECOM_REQUEST_ID_REQUIRED:
-        needed.append(Requirement(REQUEST_ID, "a unique id of at most 40 characters"))
+        needed.append(
+            Requirement(REQUEST_ID, "a unique id of at most 40 characters", "ecom_request_id")
+        )
     if operation.key == "access_token.fetch_access_token" or api == "checkout":
         # [AT #/paths/~1accesstoken~1get/post/parameters]; Checkout authenticates with the
         # same two headers instead of a token [CO #/components/parameters/client_id].
-        needed.append(Requirement(CLIENT_ID, "the client_id of the sales unit's API keys"))
-        needed.append(Requirement(CLIENT_SECRET, "the client_secret of the sales unit's API keys"))
+        needed.append(
+            Requirement(
+                CLIENT_ID, "the client_id of the sales unit's API keys", "client_credentials"
+            )
+        )
+        needed.append(
+            Requirement(
+                CLIENT_SECRET,
+                "the client_secret of the sales unit's API keys",
+                "client_credentials",
+            )
+        )
     if operation.key == "access_token.fetch_partner_token":
         # The 2026 spec wants Basic authentication [AT #/paths/~1miami~1v1~1token/post]; the
         # 2023 one took client_id and client_secret headers [AT23]: either is accepted.
@@ -123,6 +159,7 @@ def required_headers(operation: Operation) -> tuple[Requirement, ...]:
             Requirement(
                 AUTHORIZATION,
                 "`Basic base64(client_id:client_secret)`, or client_id and client_secret",
+                "partner_credentials",
                 unless=(CLIENT_ID, CLIENT_SECRET),
             )
         )
@@ -147,15 +184,23 @@ class KeyFormat:
     header: str
     max_length: int
     expected: str
+    # The `header.format` condition a key of the wrong form falls under.
+    condition: str
     forbidden: str = ""
 
 
 # [EP #/components/parameters/Idempotency-Key]: at most 50 characters.
-_EPAYMENT_KEY = KeyFormat(IDEMPOTENCY_KEY, 50, "at most 50 characters")
+_EPAYMENT_KEY = KeyFormat(IDEMPOTENCY_KEY, 50, "at most 50 characters", "epayment_idempotency_key")
 # [RC #/components/parameters/Idempotency-Key]: 1-40 characters, none of `# ? / \`.
-_RECURRING_KEY = KeyFormat(IDEMPOTENCY_KEY, 40, "1-40 characters, none of # ? / \\", "#?/\\")
+_RECURRING_KEY = KeyFormat(
+    IDEMPOTENCY_KEY,
+    40,
+    "1-40 characters, none of # ? / \\",
+    "recurring_idempotency_key",
+    "#?/\\",
+)
 # [EC #/paths/~1ecomm~1v2~1payments~1{orderId}~1capture/post/parameters]: at most 40.
-_ECOM_REQUEST_ID = KeyFormat(REQUEST_ID, 40, "at most 40 characters")
+_ECOM_REQUEST_ID = KeyFormat(REQUEST_ID, 40, "at most 40 characters", "ecom_request_id")
 
 
 def _key_format(operation: Operation) -> KeyFormat | None:

@@ -16,6 +16,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from policies.catalogue import spec_of
+from policies.evidence import (
+    EPAYMENT_MISSING_PARAMETER,
+    GUARD_DUPLICATE_HEADER,
+    KB_HTTP_401_BEARER,
+    KB_HTTP_401_SUBSCRIPTION_KEY,
+    RECURRING_IDEMPOTENCY_KEY,
+)
 from policies.header_fields import (
     AUTHORIZATION,
     BEARER_APIS,
@@ -30,7 +37,16 @@ from policies.header_fields import (
     Requirement,
     required_headers,
 )
-from policies.model import Action, AuditedRequest, Finding, Headers, Source, shown
+from policies.model import (
+    Action,
+    AuditedRequest,
+    Condition,
+    Evidence,
+    Finding,
+    Headers,
+    Source,
+    shown,
+)
 from policies.operations import UNKNOWN, Operation
 
 __all__ = [
@@ -87,15 +103,67 @@ class RequiredHeaders:
     Report); the subscription key on Access token, ePayment, eCom, Recurring and Order
     Management; Merchant-Serial-Number on ePayment and Order Management; Idempotency-Key on
     ePayment create, capture and refund and on every Recurring v3 write; X-Request-Id on eCom
-    capture and refund; client_id and client_secret on /accesstoken/get and Checkout.
-    Vipps rejects the call without them (facts §2.2). An empty optional header is never
-    flagged.
+    capture and refund; client_id and client_secret on /accesstoken/get and Checkout
+    (facts §2.2). An empty optional header is never flagged. It blocks where Vipps documents
+    the refusal; it only reports a missing `Merchant-Serial-Number` (the KB recommends it to
+    merchants and requires it of partners only [KB http-headers.md]) and a missing eCom
+    `X-Request-Id` (the spec's own descriptions require it only for a partial amount, and
+    production backends capture the full amount without it).
     """
 
     code: ClassVar[str] = "header.missing"
     default_action: ClassVar[Action] = Action.BLOCK
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = "headers the Vipps API requires on the operation are sent"
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("authorization", Action.BLOCK, (KB_HTTP_401_BEARER,)),
+        Condition("subscription_key", Action.BLOCK, (KB_HTTP_401_SUBSCRIPTION_KEY,)),
+        Condition(
+            "merchant_serial_number",
+            Action.REPORT,
+            why="[KB http-headers.md]: partners must send it; merchants are recommended to",
+        ),
+        Condition(
+            "epayment_idempotency_key",
+            Action.BLOCK,
+            (
+                EPAYMENT_MISSING_PARAMETER,
+                Evidence(
+                    "[EP #/components/parameters/Idempotency-Key]",
+                    "create, capture and refund declare the header required; 4140 names it",
+                ),
+            ),
+        ),
+        Condition("recurring_idempotency_key", Action.BLOCK, (RECURRING_IDEMPOTENCY_KEY,)),
+        Condition(
+            "ecom_request_id",
+            Action.REPORT,
+            why='the spec says "Required for making partial captures" / "Required if the amount'
+            ' is partial"; full-amount captures without it succeed in production',
+        ),
+        Condition(
+            "client_credentials",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "[ATDOC README.md §Get an access token], [CODOC checkout-api-guide.md §Step 1]",
+                    "the token call and Checkout authenticate with the client_id and"
+                    " client_secret headers",
+                ),
+                Evidence("[KB errors.md §Why do I get HTTP 401]", "wrong API keys give 401"),
+            ),
+        ),
+        Condition(
+            "partner_credentials",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "[ATDOC README.md §Token endpoint]",
+                    "the token endpoint takes `Authorization: Basic base64(client_id:secret)`",
+                ),
+            ),
+        ),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return bool(spec_of(operation).headers.required)
@@ -118,6 +186,7 @@ class RequiredHeaders:
                 field=need.header,
                 problem=problem,
                 expected=f"{need.expected}; the {_api(request.operation)} API requires it here",
+                condition=need.condition,
             )
 
 
@@ -140,23 +209,25 @@ def describe_credentials(value: str) -> str:
 _WHITESPACE = re.compile(r"\s")
 
 
-def _bearer_problem(value: str) -> str | None:
-    """What is wrong with an Authorization value that should be `Bearer <token>` (None if fine)."""
+def _bearer_problem(value: str) -> tuple[str, str] | None:
+    """What is wrong with an Authorization value that should be `Bearer <token>`, and the
+    condition it falls under (None if fine)."""
     parts = value.split(None, 1)
     scheme = parts[0]
+    wrong = "authorization_scheme"
     if scheme != "Bearer":
         if scheme.lower() == "bearer":
-            return f"the scheme is {scheme!r}, not 'Bearer' (Vipps may answer 401)"
+            return f"the scheme is {scheme!r}, not 'Bearer' (Vipps may answer 401)", wrong
         if len(parts) == 1:
-            return "has no scheme; the token must follow the word Bearer"
-        return "does not use the Bearer scheme"
+            return "has no scheme; the token must follow the word Bearer", "bare_token"
+        return "does not use the Bearer scheme", wrong
     if len(parts) == 1:
-        return "has the Bearer scheme but no token"
+        return "has the Bearer scheme but no token", wrong
     token = parts[1].strip()
     if token.split(None, 1)[0].lower() == "bearer":
-        return "has the word Bearer twice"
+        return "has the word Bearer twice", wrong
     if _WHITESPACE.search(token):
-        return "has whitespace inside the token"
+        return "has whitespace inside the token", wrong
     return None
 
 
@@ -165,13 +236,18 @@ class HeaderFormat:
     """Headers that are sent must have the shape Vipps accepts.
 
     `Authorization` is exactly `Bearer <token>` on the token APIs: the KB warns that `bearer`
-    may give 401 [KB errors.md §Why do I get HTTP 401]. `Merchant-Serial-Number` matches
+    may give 401 [KB errors.md §Why do I get HTTP 401]; a bare token without any scheme is only
+    reported, as a production eCom gateway sends it so. `Merchant-Serial-Number` matches
     `^[0-9]{4,10}$` where the spec states a pattern (ePayment [EP #/components/schemas/MSN],
     Access token [AT]). ePayment's `Idempotency-Key` has at most 50 characters
     [EP #/components/parameters/Idempotency-Key]; Recurring's has 1-40 and none of `# ? / \\`
     [RC #/components/parameters/Idempotency-Key]; eCom's `X-Request-Id` at most 40 [EC]. Each
     `Vipps-System-*` header has at most 30 characters, 100 for Order Management. Empty optional
-    headers are left alone; missing required ones are `header.missing`'s business.
+    headers are left alone; missing required ones are `header.missing`'s business. Only the
+    Authorization scheme and Recurring's key rules are documented refusals and block; the MSN
+    pattern, ePayment's and eCom's key lengths are schema keywords only, and the Vipps-System-*
+    limit is advice (Shopware's plugin sends a 36-character shop domain and Vipps accepts it):
+    those report.
     """
 
     code: ClassVar[str] = "header.format"
@@ -179,6 +255,29 @@ class HeaderFormat:
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = (
         "Authorization, MSN, idempotency and Vipps-System-* headers have the right shape"
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("authorization_scheme", Action.BLOCK, (KB_HTTP_401_BEARER,)),
+        Condition(
+            "bare_token",
+            Action.REPORT,
+            why="the KB says only that a token without Bearer *may* give 401, and a maintained"
+            " eCom gateway (omnipay-vipps) sends the bare token in production",
+        ),
+        Condition(
+            "merchant_serial_number",
+            Action.REPORT,
+            why="only the spec's pattern ^[0-9]{4,10}$ (which grew from 4-6 digits in 1.4.1)",
+        ),
+        Condition("epayment_idempotency_key", Action.REPORT, why="only the spec's maxLength: 50"),
+        Condition("recurring_idempotency_key", Action.BLOCK, (RECURRING_IDEMPOTENCY_KEY,)),
+        Condition("ecom_request_id", Action.REPORT, why="only the spec's maxLength: 40"),
+        Condition(
+            "system_header_length",
+            Action.REPORT,
+            why="[KB http-headers.md] asks for short values; the Shopware plugin sends 36"
+            " characters and Vipps accepts it",
+        ),
     )
 
     def applies_to(self, operation: Operation) -> bool:
@@ -202,22 +301,29 @@ class HeaderFormat:
                     f"is {len(value)} characters long",
                     f"at most {limit} characters (short, human-readable values)",
                     shown(value),
+                    "system_header_length",
                 )
 
-    def _finding(self, field: str, problem: str, expected: str, value: str | None) -> Finding:
-        return Finding(self.code, Source.HEADER, field, problem, expected, value)
+    def _finding(
+        self, field: str, problem: str, expected: str, value: str | None, condition: str
+    ) -> Finding:
+        return Finding(
+            self.code, Source.HEADER, field, problem, expected, value, condition=condition
+        )
 
     def _authorization(self, headers: Headers) -> Iterator[Finding]:
         value = _value(headers, AUTHORIZATION)
         if not value:
             return
-        problem = _bearer_problem(value)
-        if problem is not None:
+        found = _bearer_problem(value)
+        if found is not None:
+            problem, condition = found
             yield self._finding(
                 AUTHORIZATION,
                 problem,
                 "`Bearer <access token>`, with Bearer written exactly so",
                 describe_credentials(value),
+                condition,
             )
 
     def _msn(self, headers: Headers) -> Iterator[Finding]:
@@ -230,7 +336,11 @@ class HeaderFormat:
                 else (f"{len(value)} characters, not all digits")
             )
             yield self._finding(
-                MERCHANT_SERIAL_NUMBER, "is not 4-10 digits", "digits only, e.g. 123456", sent
+                MERCHANT_SERIAL_NUMBER,
+                "is not 4-10 digits",
+                "digits only, e.g. 123456",
+                sent,
+                "merchant_serial_number",
             )
 
     def _idempotency(self, key_format: KeyFormat, headers: Headers) -> Iterator[Finding]:
@@ -241,6 +351,7 @@ class HeaderFormat:
                 f"is {len(key)} characters long",
                 key_format.expected,
                 shown(key),
+                key_format.condition,
             )
         forbidden = [ch for ch in key_format.forbidden if ch in key]
         if forbidden:
@@ -249,6 +360,7 @@ class HeaderFormat:
                 "contains " + " ".join(repr(ch) for ch in forbidden),
                 key_format.expected,
                 shown(key),
+                key_format.condition,
             )
 
 
@@ -268,6 +380,9 @@ class SystemHeaders:
     default_action: ClassVar[Action] = Action.REPORT
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = "the four Vipps-System-* headers are sent (advice)"
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("advice", Action.REPORT, why="advice: Vipps accepts calls without them"),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return operation is not UNKNOWN
@@ -285,6 +400,7 @@ class SystemHeaders:
                 expected="all four Vipps-System-* headers, naming the system and plugin "
                 "(required for plugins and partners)",
                 advisory=True,
+                condition="advice",
             )
 
 
@@ -316,6 +432,7 @@ class SingleValueHeaders:
     default_action = Action.BLOCK
     can_repair = False
     summary = "single-value headers (Authorization, MSN, Idempotency-Key, ...) are sent once"
+    conditions = (Condition("repeated", Action.BLOCK, (GUARD_DUPLICATE_HEADER,)),)
 
     def applies_to(self, operation: Operation) -> bool:
         return True
@@ -332,4 +449,5 @@ class SingleValueHeaders:
                     name,
                     "is sent more than once (names are case-insensitive)",
                     "the header exactly once",
+                    condition="repeated",
                 )

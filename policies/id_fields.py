@@ -47,6 +47,8 @@ class IdFormat:
     min_length: int
     max_length: int | None
     whole: bool = True
+    # The `reference.format` condition a value of this format falls under when it is wrong.
+    condition: str = ""
 
     @property
     def expected(self) -> str:
@@ -71,19 +73,42 @@ class IdFormat:
         return None
 
 
-EPAYMENT_REFERENCE = IdFormat("ePayment reference", "^[a-zA-Z0-9-]{8,64}$", "a-zA-Z0-9-", 8, 64)
+EPAYMENT_REFERENCE = IdFormat(
+    "ePayment reference", "^[a-zA-Z0-9-]{8,64}$", "a-zA-Z0-9-", 8, 64, condition="epayment"
+)
 # 8-50 characters, `^[-a-zA-Z0-9]*$` (the pattern alone would allow an empty string).
-CHECKOUT_REFERENCE = IdFormat("Checkout reference", "^[-a-zA-Z0-9]*$", "a-zA-Z0-9-", 8, 50)
-ECOM_ORDER_ID = IdFormat("eCom orderId", "^[a-zA-Z0-9-]{1,50}$", "a-zA-Z0-9-", 1, 50)
+CHECKOUT_REFERENCE = IdFormat(
+    "Checkout reference", "^[-a-zA-Z0-9]*$", "a-zA-Z0-9-", 8, 50, condition="checkout"
+)
+ECOM_ORDER_ID = IdFormat(
+    "eCom orderId", "^[a-zA-Z0-9-]{1,50}$", "a-zA-Z0-9-", 1, 50, condition="ecom"
+)
 # Unanchored at the end in the spec; v3 adds length 1-50, v2 states no length.
 RECURRING_ORDER_ID = IdFormat(
-    "Recurring charge orderId", "^[a-zA-Z\\d-]+", "a-zA-Z0-9-", 1, 50, whole=False
+    "Recurring charge orderId",
+    "^[a-zA-Z\\d-]+",
+    "a-zA-Z0-9-",
+    1,
+    50,
+    whole=False,
+    condition="recurring",
 )
 RECURRING_ORDER_ID_V2 = IdFormat(
-    "Recurring charge orderId", "^[a-zA-Z\\d-]+", "a-zA-Z0-9-", 1, None, whole=False
+    "Recurring charge orderId",
+    "^[a-zA-Z\\d-]+",
+    "a-zA-Z0-9-",
+    1,
+    None,
+    whole=False,
+    condition="recurring",
 )
 ORDER_MANAGEMENT_ORDER_ID = IdFormat(
-    "Order Management orderId", "^[0-9A-Za-z-_\\.]+$", "0-9A-Za-z_.\\-", 1, None
+    "Order Management orderId",
+    "^[0-9A-Za-z-_\\.]+$",
+    "0-9A-Za-z_.\\-",
+    1,
+    None,
+    condition="order_management",
 )
 
 # Body fields holding the payment's id, per operation (`walk` patterns).

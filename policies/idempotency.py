@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Iterator
 
 from policies.catalogue import spec_of
-from policies.model import Action, AuditedRequest, Finding, Source
+from policies.model import Action, AuditedRequest, Condition, Evidence, Finding, Source
 from policies.operations import Operation
 from policies.state import Store, idempotency_header, idempotency_key, merchant_serial_number
 
@@ -58,6 +58,26 @@ class IdempotencyKeyReuse:
     default_action = Action.BLOCK
     can_repair = False
     summary = "An idempotency key must not be reused with a different request body."
+    conditions = (
+        Condition(
+            "different_body",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "[RCDOC recurring-api-guide.md §Idempotency Key header]",
+                    "reusing a key for a different request gives 409 Conflict",
+                ),
+                Evidence(
+                    "[ECDOC vipps-ecom-api.md §Error codes] (93)",
+                    "eCom error 93: the same idempotency key with another payload",
+                ),
+                Evidence(
+                    "[EP #/paths/~1v1~1payments/post/responses/409]",
+                    "ePayment create, capture and refund answer 409 (a reused Idempotency-Key)",
+                ),
+            ),
+        ),
+    )
 
     def __init__(self, store: Store[bytes, bytes]) -> None:
         self._store = store
@@ -86,6 +106,7 @@ class IdempotencyKeyReuse:
             f"a new key for a new request, or the same body when retrying; {answer}",
             key[:_SHOWN_CHARS],
             status=status,
+            condition="different_body",
         )
 
     def observe(self, request: AuditedRequest) -> bool:

@@ -29,7 +29,7 @@ from decimal import Decimal
 
 from policies.catalogue import EXPRESS_PAYMENT, PAYMENT_TYPE, spec_of
 from policies.jsonbody import JsonValue, Path, format_path
-from policies.model import Action, AuditedRequest, Finding, Source
+from policies.model import Action, AuditedRequest, Condition, Evidence, Finding, Source
 from policies.money_fields import MoneyField
 from policies.operations import Operation
 from policies.state import PaymentKey, Store, field_at, idempotency_key, payment_key
@@ -344,6 +344,7 @@ class _WithinLimit:
     default_action = Action.BLOCK
     can_repair = False
     summary = ""
+    conditions: tuple[Condition, ...] = ()
     _done, _limit_name = "", ""
 
     def __init__(self, ledger: PaymentLedger) -> None:
@@ -392,7 +393,14 @@ class _WithinLimit:
         )
         field_name = format_path(at)
         yield Finding(
-            self.code, Source.BODY, field_name, problem, expected, str(amount), advisory=advisory
+            self.code,
+            Source.BODY,
+            field_name,
+            problem,
+            expected,
+            str(amount),
+            advisory=advisory,
+            condition="pending_may_exceed" if advisory else "exceeds",
         )
 
 
@@ -408,6 +416,29 @@ class CaptureWithinReserved(_WithinLimit):
     kind = "capture"
     code = "ledger.capture_exceeds_reserved"
     summary = "A capture must not take the captured total above the reserved amount."
+    conditions = (
+        Condition(
+            "exceeds",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "[EPDOC faq.md §What do all the errors mean] (code 6090),"
+                    " [ECDOC vipps-ecom-api.md §Error codes] (61)",
+                    '"Capture amount too high"; eCom error 61, capture exceeds the reserved amount',
+                ),
+                Evidence(
+                    "[KB errors.md §Why do I get HTTP 400]",
+                    "captured amount exceeds the reserved amount: you can not capture more than"
+                    " the user accepted",
+                ),
+            ),
+        ),
+        Condition(
+            "pending_may_exceed",
+            Action.REPORT,
+            why="advice: only operations of unknown outcome could make it exceed",
+        ),
+    )
     _done, _limit_name = "captured", "reserved"
 
     def _limits(self, record: PaymentRecord) -> tuple[int, int, str] | None:
@@ -430,6 +461,28 @@ class RefundWithinCaptured(_WithinLimit):
     kind = "refund"
     code = "ledger.refund_exceeds_captured"
     summary = "A refund must not take the refunded total above the captured amount."
+    conditions = (
+        Condition(
+            "exceeds",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "[EPDOC faq.md §What do all the errors mean] (code 6150),"
+                    " [ECDOC vipps-ecom-api.md §Error codes] (71)",
+                    '"Not enough refundable"; eCom error 71, refund larger than captured',
+                ),
+                Evidence(
+                    "[KB errors.md §Why do I get HTTP 400]",
+                    "cannot refund more than the captured amount",
+                ),
+            ),
+        ),
+        Condition(
+            "pending_may_exceed",
+            Action.REPORT,
+            why="advice: only operations of unknown outcome could make it exceed",
+        ),
+    )
     _done, _limit_name = "refunded", "captured"
 
     def _limits(self, record: PaymentRecord) -> tuple[int, int, str] | None:
@@ -448,9 +501,16 @@ class CurrencyMatches:
     """
 
     code = "ledger.currency_mismatch"
-    default_action = Action.BLOCK
+    default_action = Action.REPORT
     can_repair = False
     summary = "An ePayment capture or refund must use the currency of the payment."
+    conditions = (
+        Condition(
+            "other_currency",
+            Action.REPORT,
+            why="no documented refusal: only that both amounts are the same Amount schema",
+        ),
+    )
 
     def __init__(self, ledger: PaymentLedger) -> None:
         self.ledger = ledger
@@ -475,4 +535,12 @@ class CurrencyMatches:
         if sent != record.currency:
             problem = f"is {sent}, but the payment is in {record.currency}"
             expected = f"{record.currency}, the currency of the payment"
-            yield Finding(self.code, Source.BODY, format_path(at), problem, expected, sent[:10])
+            yield Finding(
+                self.code,
+                Source.BODY,
+                format_path(at),
+                problem,
+                expected,
+                sent[:10],
+                condition="other_currency",
+            )

@@ -17,7 +17,9 @@ from policies.operations import UNKNOWN, Operation, identify
 __all__ = [
     "Action",
     "AuditedRequest",
+    "Condition",
     "Decision",
+    "Evidence",
     "Finding",
     "Headers",
     "JsonValue",
@@ -141,6 +143,35 @@ class Repair:
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """A documented reason to believe Vipps rejects a request: where it is written, and what.
+
+    `source` cites it as the fact sheet does (`[EPDOC faq.md §What do all the errors mean]`, a
+    spec pointer, an error code with its page, a URL); `says` quotes or paraphrases it in one
+    line.
+    """
+
+    source: str
+    says: str
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One way a rule finds fault, with the action it takes by default and why.
+
+    A condition blocks by default only with documented evidence that Vipps rejects such a
+    request (an error code, a statement in Vipps' docs); one whose only support is a schema
+    keyword, or that a production integration is known to send successfully, reports
+    (`would_block`) and says in `why` what holds it back.
+    """
+
+    name: str
+    action: Action
+    evidence: tuple[Evidence, ...] = ()
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One thing a rule found wrong with a request.
 
@@ -161,6 +192,8 @@ class Finding:
     # idempotency key, 429 (with Retry-After seconds) for a rate limit.
     status: int = 400
     retry_after: float | None = None
+    # Which of the rule's declared conditions this is; it chooses the default action.
+    condition: str = ""
 
     @property
     def message(self) -> str:
@@ -170,7 +203,11 @@ class Finding:
 
 
 class Rule(Protocol):
-    """A policy rule: a stable code, a default action, and a pure check over a request."""
+    """A policy rule: a stable code, its declared conditions, and a pure check over a request.
+
+    `default_action` is the action of findings that name no condition (a rule that declares
+    none); a rule that declares conditions takes each finding's default from its condition.
+    """
 
     @property
     def code(self) -> str:
@@ -190,6 +227,11 @@ class Rule(Protocol):
     @property
     def summary(self) -> str:
         """One line for the README and start-up validation messages."""
+        ...
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        """Each condition the rule's findings name, with its default action and evidence."""
         ...
 
     def applies_to(self, operation: Operation) -> bool:

@@ -25,9 +25,12 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber
 
 from policies.catalogue import spec_of
+from policies.evidence import EPAYMENT_INVALID_PHONE, KB_ERROR_81
 from policies.model import (
     Action,
     AuditedRequest,
+    Condition,
+    Evidence,
     Finding,
     JsonValue,
     Repair,
@@ -75,6 +78,8 @@ class _Reading:
     fits: bool = False
     repair: str | None = None
     problem: str = ""
+    # "empty" or "foreign" (a number eCom cannot take) where that is what is wrong.
+    kind: str = ""
 
 
 def _parse(text: str, region: str | None) -> PhoneNumber | None:
@@ -121,7 +126,7 @@ def _read_fitting(digits: str) -> PhoneNumber | None:
 def _read_notation(raw: str, fmt: PhoneFormat, regions: tuple[str, ...]) -> _Reading:
     text = raw.strip()
     if not text:
-        return _Reading(problem="is an empty string")
+        return _Reading(problem="is an empty string", kind="empty")
     compact = text.translate(SEPARATORS)
     international = compact.startswith("+")
     digits = compact[1:] if international else compact
@@ -150,12 +155,24 @@ def _read_notation(raw: str, fmt: PhoneFormat, regions: tuple[str, ...]) -> _Rea
                 number,
                 problem=f"is a number with country code +{number.country_code}; eCom takes only"
                 " Norwegian 8-digit numbers and Vipps rejects others with error 81",
+                kind="foreign",
             )
         target = phonenumbers.national_significant_number(number)
         if region is None:
             # For eCom the + or 00 is part of the country code that has to go.
             slips = [s for s in slips if not s.endswith("prefix")] + ["the country code +47"]
     else:
+        code = str(number.country_code)
+        if region is not None and digits.startswith(code):
+            # `47234567` may be +47 with two digits lost (a converter that cut a country code
+            # off `912 34 567`) or a national number: prefixing 47 could reach someone else.
+            return _Reading(
+                number,
+                problem=f"has no country code, yet starts with {code}, the code of the region it"
+                " would be read in: either digits are missing or the country code is, so it is"
+                " not repaired",
+                kind="ambiguous",
+            )
         target = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
         if region is not None:
             slips.append(f"no country code (read as +{number.country_code} for region {region})")
@@ -229,14 +246,51 @@ class PhoneNumberFormat:
     PrefillCustomer]. A notation slip that keeps the number (`+47 912 34 567`, `0047 91234567`,
     `91234567` with currency NOK) is repaired into the API's form; a number without a country code
     is read in the country of the body's currency, then in `default_region`. A value that cannot
-    be read, or a foreign number for eCom, has no repair and is blocked, except for Checkout,
-    where Vipps asks the user to re-enter an invalid prefill, so it is only reported.
+    be read, a foreign number for eCom, or 8 digits that start with the country code they would
+    be given (`47234567`: digits or the code are missing, the proxy cannot tell which), has no
+    repair and is blocked (ePayment "Invalid
+    phone number", eCom error 81), except for Checkout, where Vipps asks the user to re-enter
+    an invalid prefill, for Recurring, which states no format to refuse by, and for an empty
+    string: those are only reported.
     """
 
     code: ClassVar[str] = "phone.format"
     default_action: ClassVar[Action] = Action.REPAIR
     can_repair: ClassVar[bool] = True
     summary: ClassVar[str] = "phone numbers are in the form each API takes; slips are repaired"
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("notation", Action.REPAIR, (EPAYMENT_INVALID_PHONE, KB_ERROR_81)),
+        Condition("unreadable", Action.BLOCK, (EPAYMENT_INVALID_PHONE, KB_ERROR_81)),
+        Condition("foreign", Action.BLOCK, (KB_ERROR_81,)),
+        Condition(
+            "ambiguous",
+            Action.BLOCK,
+            (
+                EPAYMENT_INVALID_PHONE,
+                Evidence(
+                    "[EP #/components/schemas/CustomerPhoneNumber/properties/phoneNumber]",
+                    "MSISDN is the country code and the subscriber number, 9 to 15 digits",
+                ),
+            ),
+        ),
+        Condition(
+            "recurring",
+            Action.REPORT,
+            why="Recurring states no pattern for phoneNumber (MSISDN by description only) and"
+            " documents no refusal",
+        ),
+        Condition(
+            "empty",
+            Action.REPORT,
+            why="an empty string in an optional number: no refusal is documented, and Vipps"
+            " asks the user for a number it does not have",
+        ),
+        Condition(
+            "prefill",
+            Action.REPORT,
+            why="advice: Checkout asks the user to enter an invalid prefill again",
+        ),
+    )
     default_region: str = "NO"
 
     def __post_init__(self) -> None:
@@ -250,7 +304,8 @@ class PhoneNumberFormat:
             if reading.fits:
                 continue
             problem, advisory = reading.problem, False
-            if reading.repair is None and field.format.lenient:
+            condition = _condition(request, field, reading)
+            if condition == "prefill":
                 # Checkout shows the user an input field instead of rejecting: never block.
                 problem += "; Vipps asks the user to enter the number again, so this is reported"
                 advisory = True
@@ -263,7 +318,19 @@ class PhoneNumberFormat:
                 value=_shown(value),
                 repair=Repair(field.path, reading.repair) if reading.repair is not None else None,
                 advisory=advisory,
+                condition=condition,
             )
+
+
+def _condition(request: AuditedRequest, field: PhoneField, reading: _Reading) -> str:
+    """Which of `phone.format`'s conditions a reading that does not fit falls under."""
+    if reading.repair is not None:
+        return "notation"
+    if field.format.lenient:
+        return "prefill"
+    if reading.kind:
+        return reading.kind
+    return "recurring" if request.api == "recurring" else "unreadable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +347,11 @@ class PhoneNumberRecognised:
     code: ClassVar[str] = "phone.unrecognised"
     default_action: ClassVar[Action] = Action.REPORT
     can_repair: ClassVar[bool] = False
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition(
+            "unallocated", Action.REPORT, why="advice: Vipps' own test users have such numbers"
+        ),
+    )
     summary: ClassVar[str] = "phone numbers are in ranges libphonenumber knows to be allocated"
     default_region: str = "NO"
 
@@ -304,4 +376,5 @@ class PhoneNumberRecognised:
                 value=_shown(value),
                 # Vipps accepts these numbers, so this is advice whatever the rule's action.
                 advisory=True,
+                condition="unallocated",
             )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from policies.catalogue import spec_of
 from policies.jsonbody import JsonValue
-from policies.model import Action, AuditedRequest, Finding, Source
+from policies.model import Action, AuditedRequest, Condition, Finding, Source
 from policies.operations import Operation
 from policies.state import Clock, PaymentKey, Store, payment_key
 
@@ -129,6 +129,13 @@ class PollingTooFrequent:
     default_action = Action.REPORT
     can_repair = False
     summary = "Poll a payment no sooner than 5 s after creating it, then at most every 2 s."
+    conditions = (
+        Condition(
+            "too_soon",
+            Action.REPORT,
+            why="Vipps does not refuse a single early poll; only sustained polling meets 429",
+        ),
+    )
 
     def __init__(self, audit: PollingAudit, clock: Clock) -> None:
         self.audit = audit
@@ -160,4 +167,5 @@ class PollingTooFrequent:
             f"at most one every {POLL_INTERVAL:g} s (Vipps' polling guidelines)",
             status=429,
             retry_after=least - since,
+            condition="too_soon",
         )

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
 from policies.header_fields import SUBSCRIPTION_KEY
-from policies.model import Action, AuditedRequest, Finding, Source
+from policies.model import Action, AuditedRequest, Condition, Evidence, Finding, Source
 from policies.operations import OPERATIONS, Operation
 from policies.rate_limits import (
     DEFAULT_LIMITS,
@@ -133,6 +133,31 @@ class RateLimitGuard:
     default_action = Action.BLOCK
     can_repair = False
     summary = "A payment must not be called more often than Vipps' per-payment rate limits."
+    conditions = (
+        Condition(
+            "over_limit",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "[EPDOC operations/README.md §Rate limiting], [ECDOC vipps-ecom-api.md §Rate"
+                    " limiting], [RCDOC recurring-api-guide.md §Rate limiting]",
+                    "per-payment limits per operation (e.g. 5 captures a minute); past them"
+                    " Vipps answers 429",
+                ),
+            ),
+        ),
+        Condition(
+            "retry_after",
+            Action.BLOCK,
+            (
+                Evidence(
+                    "Vipps' own 429 answer with Retry-After [RCDOC recurring-api-guide.md §Rate"
+                    " limiting]",
+                    "Vipps said when to try again; a request before then meets another 429",
+                ),
+            ),
+        ),
+    )
 
     def __init__(
         self,
@@ -177,6 +202,7 @@ class RateLimitGuard:
             f"(it answers 429 past that); retry in {wait:.1f} s",
             status=429,
             retry_after=wait,
+            condition="over_limit" if full else "retry_after",
         )
 
     def record(self, request: AuditedRequest) -> None:

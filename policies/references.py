@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from policies.catalogue import spec_of
+from policies.evidence import KB_ORDER_ID
 from policies.id_fields import (
     BODY_IDS,
     CHECKOUT_REFERENCE,
@@ -29,7 +30,7 @@ from policies.id_fields import (
     IdFormat,
 )
 from policies.jsonbody import format_path
-from policies.model import Action, AuditedRequest, Finding, Source, shown
+from policies.model import Action, AuditedRequest, Condition, Evidence, Finding, Source, shown
 from policies.operations import Operation
 
 __all__ = [
@@ -48,6 +49,16 @@ __all__ = [
 ]
 
 
+# Body ids a request may leave out (Vipps then makes one up): an empty string there is
+# treated as Vipps treats it, which no source documents, so it is only reported.
+_OPTIONAL_BODY_IDS = frozenset({"recurring.create_charge", "recurring.create_charge_v2"})
+_EPAYMENT_REFERENCE_ERROR = Evidence(
+    "[SITE https://developer.vippsmobilepay.com/docs/APIs/epayment-api/errors]",
+    'ePayment answers 400 "The field Reference must match the regular expression'
+    " '^[a-zA-Z0-9-]{8,64}$'.\"",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ReferenceFormat:
     """The payment's id, in the body or the path, has the format its API accepts.
@@ -58,13 +69,51 @@ class ReferenceFormat:
     `^[a-zA-Z0-9-]{1,50}$`. Recurring create-charge `orderId` (optional): 1-50 characters
     starting with `a-z A-Z 0-9 -` (the spec's pattern has no `$`). Order Management
     `{orderId}` and v3 category `orderId`: `^[0-9A-Za-z-_\\.]+$`. Ids that are null or not
-    strings are left to the body-shape rules.
+    strings are left to the body-shape rules. Order Management's pattern is a schema keyword
+    only, and an empty optional Recurring `orderId` is left to Vipps: both only report.
     """
 
     code: ClassVar[str] = "reference.format"
     default_action: ClassVar[Action] = Action.BLOCK
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = "payment references and orderIds have the format their API accepts"
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("epayment", Action.BLOCK, (_EPAYMENT_REFERENCE_ERROR,)),
+        Condition(
+            "checkout",
+            Action.BLOCK,
+            (
+                KB_ORDER_ID,
+                _EPAYMENT_REFERENCE_ERROR,
+                Evidence(
+                    "[CODOC checkout-api-guide.md §Transaction operations]",
+                    "Checkout payments are ePayment payments, captured with the ePayment API",
+                ),
+            ),
+        ),
+        Condition("ecom", Action.BLOCK, (KB_ORDER_ID,)),
+        Condition(
+            "recurring",
+            Action.BLOCK,
+            (
+                KB_ORDER_ID,
+                Evidence(
+                    "[RCDOC recurring-api-guide.md §orderId recommendations]",
+                    "a charge's orderId follows the orderId rules and is unique with eCom's",
+                ),
+            ),
+        ),
+        Condition(
+            "order_management",
+            Action.REPORT,
+            why="only the spec's pattern ^[0-9A-Za-z-_\\.]+$",
+        ),
+        Condition(
+            "empty_optional",
+            Action.REPORT,
+            why="an empty optional orderId: Vipps may treat it as absent and make one up",
+        ),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         spec = spec_of(operation)
@@ -77,15 +126,28 @@ class ReferenceFormat:
             in_path = request.path_params.get(param)
             if in_path is not None:
                 yield from self._judge(Source.PATH, param, in_path, fmt)
+        optional = request.operation.key in _OPTIONAL_BODY_IDS
         for pattern, fmt in spec.body_ids:
             for at, value in request.json.walk(pattern):
-                if isinstance(value, str):
-                    yield from self._judge(Source.BODY, format_path(at), value, fmt)
+                if not isinstance(value, str):
+                    continue
+                condition = "empty_optional" if not value and optional else ""
+                yield from self._judge(Source.BODY, format_path(at), value, fmt, condition)
 
-    def _judge(self, source: Source, field: str, value: str, fmt: IdFormat) -> Iterator[Finding]:
+    def _judge(
+        self, source: Source, field: str, value: str, fmt: IdFormat, condition: str = ""
+    ) -> Iterator[Finding]:
         problem = fmt.problem(value)
         if problem is not None:
-            yield Finding(self.code, source, field, problem, fmt.expected, shown(value))
+            yield Finding(
+                self.code,
+                source,
+                field,
+                problem,
+                fmt.expected,
+                shown(value),
+                condition=condition or fmt.condition,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +165,12 @@ class ReferenceMismatch:
     """
 
     code: ClassVar[str] = "reference.mismatch"
-    default_action: ClassVar[Action] = Action.BLOCK
+    default_action: ClassVar[Action] = Action.REPORT
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = "a payment id in the body agrees with the one in the path"
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("echoed_id", Action.REPORT, why="advice: Vipps acts on the path's payment"),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return spec_of(operation).echoed_id is not None
@@ -128,4 +193,5 @@ class ReferenceMismatch:
                         "(Vipps acts on the path's payment)",
                         value=shown(value),
                         advisory=True,
+                        condition="echoed_id",
                     )

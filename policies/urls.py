@@ -19,8 +19,18 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from policies.catalogue import spec_of
+from policies.evidence import EPAYMENT_INVALID_URL, KB_URL_VALIDATION
 from policies.jsonbody import JsonBody, JsonValue, Path, format_path
-from policies.model import Action, AuditedRequest, Finding, Source, describe_value, shown
+from policies.model import (
+    Action,
+    AuditedRequest,
+    Condition,
+    Evidence,
+    Finding,
+    Source,
+    describe_value,
+    shown,
+)
 from policies.operations import Operation
 from policies.url_fields import URL_FIELDS, Role, Schemes, UrlField, UrlFields
 
@@ -147,6 +157,23 @@ class CallbackIsHttps:
     summary: ClassVar[str] = (
         "callback and redirect URLs are absolute and use the scheme the API demands"
     )
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition(
+            "scheme",
+            Action.BLOCK,
+            (
+                EPAYMENT_INVALID_URL,
+                Evidence(
+                    "[EC #/components/schemas/MerchantInfo/properties/callbackPrefix], [RC"
+                    " #/components/schemas/DraftAgreementV3/properties/merchantAgreementUrl], [WH"
+                    " #/components/schemas/RegisterRequest/properties/url]",
+                    "the field descriptions say the URL must use HTTPS (or name the app schemes"
+                    " they take)",
+                ),
+            ),
+        ),
+        Condition("not_a_url", Action.BLOCK, (EPAYMENT_INVALID_URL, KB_URL_VALIDATION)),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return spec_of(operation).urls is not None
@@ -155,6 +182,8 @@ class CallbackIsHttps:
         for url_field, at, value in _urls(request):
             problem, sent = self._problem(url_field, value)
             if problem is not None:
+                # A URL that parses has only its scheme to blame.
+                parsed = isinstance(value, str) and parse_url(value).problem is None
                 yield Finding(
                     self.code,
                     Source.BODY,
@@ -162,6 +191,7 @@ class CallbackIsHttps:
                     problem,
                     url_field.schemes.value,
                     sent,
+                    condition="scheme" if parsed else "not_a_url",
                 )
 
     @staticmethod
@@ -208,6 +238,14 @@ class LocalhostUrl:
     default_action: ClassVar[Action] = Action.BLOCK
     can_repair: ClassVar[bool] = False
     summary: ClassVar[str] = "URLs do not point at localhost, and callbacks are publicly reachable"
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("localhost", Action.BLOCK, (KB_URL_VALIDATION,)),
+        Condition(
+            "unreachable",
+            Action.REPORT,
+            why="advice: Vipps may accept the URL but cannot call it, or may not validate it",
+        ),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return spec_of(operation).urls is not None
@@ -230,6 +268,7 @@ class LocalhostUrl:
                     expected,
                     shown(value),
                     advisory=advisory,
+                    condition="unreachable" if advisory else "localhost",
                 )
 
     @staticmethod

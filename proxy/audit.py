@@ -100,10 +100,11 @@ def error_body(body: bytes, content_type: str, max_bytes: int, *, masked: bool =
 
 
 def finding_records(decisions: tuple[Decision, ...]) -> list[Record]:
-    """One entry per finding: rule, where, what was done, the masked value."""
+    """One entry per finding: rule and condition, where, what was done, the masked value."""
     return [
         {
             "rule": d.finding.rule,
+            "condition": d.finding.condition,
             "action": d.outcome.value,
             "source": d.finding.source.value,
             "field": d.finding.field,

@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     admin_port: int = Field(default=9180, ge=1, le=65535)
     upstream_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     upstream_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Above `policies.body_limits.LARGEST_DOCUMENTED_BODY` (5.3 MiB): a limit is a block too.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_body_max_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)

@@ -4,7 +4,9 @@
 the latest error and finding records and a summary per kind of problem: one group per
 (API, operation, status, Vipps error code or rule) with a count, first and last seen, and
 one example body. `install_dashboard` adds `GET /dashboard` (the page) and
-`GET /dashboard/data` (the JSON the page polls) to the admin application.
+`GET /dashboard/data` (the JSON the page polls) to the admin application. It also grades the
+rules by Vipps' answers to what they doubted (`proxy.grading`): per rule, how often Vipps
+accepted a `would_block` request ("contradicted") or rejected it ("confirmed").
 
 Memory is bounded: at most `max_entries` entries and `max_groups` groups. When a new kind of
 problem arrives and the groups are full, the group seen longest ago is folded into one
@@ -25,6 +27,7 @@ from aiohttp import web
 from policies.redaction import mask_text
 from proxy.audit import AuditLog, Record
 from proxy.dashboard_page import CONTENT_SECURITY_POLICY, PAGE
+from proxy.grading import RuleGrades
 
 Clock = Callable[[], datetime]
 
@@ -175,12 +178,15 @@ class ErrorBoard:
         # Ordered by last seen: an update moves its group to the end, eviction takes the front.
         self._groups: OrderedDict[GroupKey, Group] = OrderedDict()
         self._other = Overflow()
+        self.grades = RuleGrades(max_groups)
 
     def observe(self, level: str, event: str, record: Record) -> None:
         """The audit-log observer: keep the record if it belongs on the board."""
         if not is_board_record(level, event, record):
             return
         now = iso_utc(self._clock())
+        if event == "request":
+            self.grades.observe(now, record)
         kind, code = classify(event, record)
         status = record.get("status")
         key = GroupKey(
@@ -251,6 +257,7 @@ class ErrorBoard:
             "max_groups": self.max_groups,
             "totals": dict(self.totals),
             "groups": [g.view() for g in self.groups],
+            "grades": self.grades.view(),
             "other": (
                 {
                     "count": other.count,

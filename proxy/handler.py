@@ -102,6 +102,16 @@ def _noteworthy(verdict: Verdict) -> bool:
     return any(d.outcome is not Outcome.REPORTED for d in verdict.decisions)
 
 
+def vipps_outcome(status: int | None) -> str:
+    """What Vipps made of a forwarded request: `accepted` (2xx), `rejected` (4xx), or
+    `no_answer` (5xx, none at all, or anything else that says nothing about the request)."""
+    if status is not None and 200 <= status < 300:
+        return "accepted"
+    if status is not None and 400 <= status < 500:
+        return "rejected"
+    return "no_answer"
+
+
 def _parse_json(answer: UpstreamResponse) -> JsonValue:
     """Vipps' answer as JSON, or None when it is empty or not JSON."""
     if not answer.body:
@@ -378,6 +388,12 @@ class ProxyHandler:
                     m.rate_limited.labels(api, name).inc()
             for failure in verdict.failures:
                 m.rule_errors.labels(failure.rule).inc()
+        # Vipps' answer to a request a rule doubted grades the rule (one count per rule).
+        graded: str | None = None
+        if verdict is not None and verdict.decisions and outcome in ("forwarded", "upstream_error"):
+            graded = vipps_outcome(None if outcome == "upstream_error" else status)
+            for rule in verdict.rule_codes:
+                m.finding_outcomes.labels(api, name, rule, graded).inc()
 
         level = level_for_status(status)
         if level == "info" and verdict is not None and verdict.failures:
@@ -411,6 +427,8 @@ class ProxyHandler:
             record["retry_after"] = exchange.retry_after[:64]
         if verdict is not None and (verdict.decisions or verdict.failures):
             record["findings"] = finding_records(verdict.decisions)
+            if graded is not None:
+                record["vipps_outcome"] = graded
             if verdict.repaired:
                 record["repaired"] = True
             if verdict.failures:

@@ -73,6 +73,13 @@ class ProxyMetrics:
             ["api", "operation", "rule", "action"],
             registry=registry,
         )
+        self.finding_outcomes = Counter(
+            "vipps_proxy_finding_outcomes",
+            "Forwarded requests with findings, per rule, by Vipps' answer: accepted (2xx),"
+            " rejected (4xx), no_answer (5xx, timeout, connection error).",
+            ["api", "operation", "rule", "vipps"],
+            registry=registry,
+        )
         self.rule_errors = Counter(
             "vipps_proxy_rule_errors",
             "Policy rules that raised instead of answering (always a proxy bug).",

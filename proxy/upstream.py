@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 import urllib.request
+import warnings
 from dataclasses import dataclass
 
 import aiohttp
@@ -60,6 +61,15 @@ class UpstreamResponse:
     reason: str
     headers: list[tuple[str, str]]
     body: bytes
+
+
+def _payload(body: bytes) -> aiohttp.BytesPayload:
+    """The body as aiohttp sends it. aiohttp warns about bytes over 1 MiB (it suggests a
+    stream); the proxy's limit allows more (an image upload is up to 2 MB, base64), the body is
+    already in memory, and a stream could not be sent again on aiohttp's one retry."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        return aiohttp.BytesPayload(body)
 
 
 class Upstream:
@@ -113,7 +123,7 @@ class Upstream:
                 # encoded=True: the path and query go out exactly as received (no re-quoting).
                 URL(self._base + target, encoded=True),
                 headers=_one_spelling(headers),
-                data=body if body or may_have_arrived else None,
+                data=_payload(body) if body or may_have_arrived else None,
                 allow_redirects=False,
                 compress=False,
                 proxy=self._proxy,

@@ -16,7 +16,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
-from policies.model import Action, AuditedRequest, Finding
+from policies.model import Action, AuditedRequest, Condition, Finding
 from policies.operations import Operation
 from tests.conftest import AiohttpClient, Proxy, ProxyFactory
 from tests.hardening.conftest import Figures
@@ -223,6 +223,7 @@ class LeakyRule:
     default_action: Action = Action.BLOCK
     can_repair: bool = False
     summary: str = "raises with data in its message"
+    conditions: tuple[Condition, ...] = ()
 
     def applies_to(self, operation: Operation) -> bool:
         return True

@@ -10,7 +10,16 @@ import pytest
 from policies import jsonbody
 from policies.engine import PolicyConfigError, PolicyEngine, PolicyMode, resolve_actions
 from policies.jsonbody import JsonValue, Path
-from policies.model import Action, AuditedRequest, Finding, Outcome, Repair, Source, audited_request
+from policies.model import (
+    Action,
+    AuditedRequest,
+    Condition,
+    Finding,
+    Outcome,
+    Repair,
+    Source,
+    audited_request,
+)
 from policies.operations import Operation
 from policies.rules import default_rules
 from tests.samples import CHECKOUT_SESSION, ECOM_INITIATE, EPAYMENT_CREATE, Sample
@@ -24,6 +33,7 @@ class Probe:
     default_action: Action = Action.BLOCK
     can_repair: bool = True
     summary: str = "probe"
+    conditions: tuple[Condition, ...] = ()
     apis: tuple[str, ...] = ("epayment",)
     findings: list[Finding] = field(default_factory=list)
     calls: int = 0

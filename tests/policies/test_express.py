@@ -88,6 +88,7 @@ def test_express_payment_without_the_explicit_flow_is_advised(
         "true, which Vipps recommends for express checkout (better conversion)",
         sent,
         advisory=True,
+        condition="advice",
     )
 
 

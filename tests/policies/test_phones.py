@@ -289,8 +289,6 @@ def test_repair_message_names_field_slip_and_form() -> None:
         pytest.param(EP, "abc", "is not a phone number", id="ep-letters"),
         pytest.param(EP, "12", "cannot be read as a possible phone number", id="ep-two-digits"),
         pytest.param(EP, "+47", "cannot be read as a possible phone number", id="ep-only-cc"),
-        pytest.param(EP, "", "is an empty string", id="ep-empty"),
-        pytest.param(EP, "   ", "is an empty string", id="ep-blank"),
         pytest.param(EP, "91234567 ext 12", "is not a phone number", id="ep-extension"),
         pytest.param(EP, "+47 (0) 91234567", "cannot be read", id="ep-uk-style-trunk"),
         pytest.param(EP, "+47 02800", "not one the API can take", id="ep-short-number"),
@@ -302,8 +300,6 @@ def test_repair_message_names_field_slip_and_form() -> None:
         pytest.param(EC, "+45 20 12 34 56", "only Norwegian 8-digit numbers", id="ecom-danish"),
         pytest.param(EC, "4520123456", "only Norwegian 8-digit numbers", id="ecom-danish-digits"),
         pytest.param(EC, "+46 70 123 45 67", "country code +46", id="ecom-swedish"),
-        pytest.param(RC, "12", "cannot be read", id="recurring-short"),
-        pytest.param(RC2, "+47 02800", "not one the API", id="rc-v2-short"),
     ],
 )
 def test_unrepairable_value_is_blocked(key: str, value: object, problem: str) -> None:
@@ -318,6 +314,29 @@ def test_unrepairable_value_is_blocked(key: str, value: object, problem: str) ->
     assert finding.message.endswith(f"expected {finding.expected}")
     verdict = engine().evaluate(request)
     assert verdict.blocked
+    assert verdict.body is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem", "condition"),
+    [
+        pytest.param(EP, "", "is an empty string", "empty", id="ep-empty"),
+        pytest.param(EP, "   ", "is an empty string", "empty", id="ep-blank"),
+        pytest.param(RC, "12", "cannot be read", "recurring", id="recurring-short"),
+        pytest.param(RC2, "+47 02800", "not one the API", "recurring", id="rc-v2-short"),
+    ],
+)
+def test_unrepairable_value_without_documented_refusal_is_reported(
+    key: str, value: object, problem: str, condition: str
+) -> None:
+    """An empty number, or an unreadable one for Recurring (no format stated), is forwarded."""
+    request = phone_request(key, value)
+    (finding,) = findings(FORMAT, request)
+    assert (finding.repair, finding.condition) == (None, condition)
+    assert problem in finding.problem
+    verdict = engine().evaluate(request)
+    assert not verdict.blocked
+    assert [d.outcome for d in verdict.decisions] == [Outcome.WOULD_BLOCK]
     assert verdict.body is None
 
 
@@ -553,13 +572,18 @@ def notations(draw: st.DrawFn) -> tuple[str, str]:
 
 @given(notations())
 def test_any_notation_of_a_norwegian_mobile_is_repaired_exactly(case: tuple[str, str]) -> None:
-    """Any notation of a valid Norwegian mobile becomes 47XXXXXXXX, or XXXXXXXX for eCom."""
+    """Any notation of a valid Norwegian mobile becomes 47XXXXXXXX, or XXXXXXXX for eCom; for
+    ePayment, a national number that itself starts with 47 is ambiguous and not repaired."""
     national, written = case
+    compact = "".join(ch for ch in written if ch.isdigit() or ch == "+")
     for key, wanted in ((EP, f"47{national}"), (EC, national)):
         request = phone_request(key, written)
         got = findings(FORMAT, request)
         if written == wanted:
             assert got == []
+        elif key == EP and compact == national and national.startswith("47"):
+            (finding,) = got
+            assert (finding.repair, finding.condition) == (None, "ambiguous")
         else:
             (finding,) = got
             assert finding.repair is not None

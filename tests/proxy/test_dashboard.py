@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from policies.engine import PolicyMode
-from policies.model import Action, AuditedRequest, Finding, Source
+from policies.model import Action, AuditedRequest, Condition, Finding, Source
 from policies.operations import Operation
 from proxy.app import create_admin_app
 from proxy.dashboard import BOARD, ErrorBoard, classify, is_board_record
@@ -298,6 +298,7 @@ class RefusesThirteen:
     default_action: Action = Action.BLOCK
     can_repair: bool = False
     summary: str = "test rule"
+    conditions: tuple[Condition, ...] = ()
 
     def applies_to(self, operation: Operation) -> bool:
         return operation.api == "epayment"

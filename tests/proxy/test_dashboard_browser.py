@@ -21,6 +21,7 @@ from proxy.app import create_admin_app
 from tests.binaries import require_binary
 from tests.conftest import AiohttpServer, ProxyFactory
 from tests.proxy.test_dashboard import THIRTEEN, RefusesThirteen
+from tests.samples import ECOM_CAPTURE, EPAYMENT_CAPTURE
 from tests.standin import Reply
 
 CHROMIUM_FLAGS = (
@@ -153,3 +154,51 @@ async def test_dashboard_renders_groups_and_updates_live(
     shot = screenshot.read_bytes()
     assert png_size(shot) == (1280, 900)
     shutil.copyfile(screenshot, SHARED_SCREENSHOT)
+
+
+async def test_dashboard_shows_how_vipps_graded_the_rules(
+    make_proxy: ProxyFactory, aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    """Chromium shows per rule how often Vipps accepted (contradicted) and rejected (confirmed)
+    what the rule doubted, with the latest example."""
+    browser = require_binary("chromium")
+    proxy = await make_proxy()
+    server = await aiohttp_server(create_admin_app(proxy.state), host="127.0.0.1")
+    proxy.standin.reply(
+        Reply(200, b"{}"),
+        Reply(200, b"{}"),
+        Reply(400, CAPTURE_ERROR, {"Content-Type": "application/problem+json"}),
+    )
+    # Forwarded with a report-only finding each: a 36-character system name (twice, Vipps
+    # accepts), an eCom capture without X-Request-Id (Vipps refuses this one).
+    long_name = {"Vipps-System-Name": "https://shop.example-with-domains.no"}
+    for n in range(2):
+        headers = {**long_name, "Idempotency-Key": f"idem-capture-{n}"}
+        async with proxy.client.post(
+            EPAYMENT_CAPTURE.path, data=EPAYMENT_CAPTURE.body, headers=headers
+        ) as resp:
+            assert resp.status == 200
+    async with proxy.client.post(ECOM_CAPTURE.path, data=ECOM_CAPTURE.body) as resp:
+        assert resp.status == 400
+
+    dom = (
+        await run_chromium(
+            browser, tmp_path / "profile", "--dump-dom", str(server.make_url("/dashboard"))
+        )
+    ).decode()
+
+    assert "Vipps grades the rules" in dom
+    rows = {}
+    for rule in ("header.format", "header.missing"):
+        parts = dom.split(f'data-rule="{rule}"', 1)
+        assert len(parts) == 2, f"no grade row for {rule}"
+        rows[rule] = parts[1].split("</tr>", 1)[0]
+    assert '<td class="num count contradicted">2</td>' in rows["header.format"]
+    assert '<td class="num count">0</td>' in rows["header.format"]
+    assert "Vipps-System-Name" in rows["header.format"]
+    assert '<td class="num count confirmed">1</td>' in rows["header.missing"]
+    assert "X-Request-Id" in rows["header.missing"]
+    assert "Vipps rejected (400)" in rows["header.missing"]
+    # Most contradicted first.
+    assert dom.index('data-rule="header.format"') < dom.index('data-rule="header.missing"')
+    assert 'id="grades-empty" class="empty" hidden' in dom

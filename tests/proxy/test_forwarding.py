@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
+import io
 
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
+from policies.body_limits import IMAGE_MAX_FILE_BYTES, LARGEST_DOCUMENTED_BODY
+from proxy.config import Settings
 from tests.conftest import Proxy, ProxyFactory
 from tests.samples import EPAYMENT_CREATE
 from tests.standin import Reply
@@ -170,6 +174,24 @@ async def test_body_over_limit_gets_413_and_never_arrives(make_proxy: ProxyFacto
         problem = orjson.loads(await resp.read())
     assert "2048" in problem["detail"]
     assert proxy.standin.received == []
+
+
+def test_default_body_limit_fits_the_largest_documented_request() -> None:
+    """VIPPS_PROXY_MAX_BODY_BYTES by default is above the largest body Vipps documents."""
+    assert Settings().max_body_bytes >= LARGEST_DOCUMENTED_BODY
+
+
+async def test_largest_documented_request_is_forwarded_with_the_defaults(proxy: Proxy) -> None:
+    """A 2 MB image upload to Order Management, base64 with PHP's escaped slashes, arrives whole."""
+    image = bytes(range(256)) * (IMAGE_MAX_FILE_BYTES // 256)
+    encoded = base64.b64encode(image).decode().replace("/", "\\/")
+    body = b'{"imageId":"socks-orange-123","src":"' + encoded.encode() + b'","type":"base64"}'
+    assert len(body) > 2 * 1024 * 1024 + IMAGE_MAX_FILE_BYTES // 3
+    sent = io.BytesIO(body)
+    async with proxy.client.post("/order-management/v1/images", data=sent) as resp:
+        assert resp.status == 200
+    [received] = proxy.standin.received
+    assert received.body == body
 
 
 async def test_unknown_paths_are_forwarded(proxy: Proxy) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from policies.engine import PolicyMode
 from policies.errors import BLOCKED_TYPE
-from policies.model import Action, AuditedRequest, Finding, Repair, Source
+from policies.model import Action, AuditedRequest, Condition, Finding, Repair, Source
 from policies.operations import Operation
 from tests.conftest import ProxyFactory
 
@@ -23,6 +23,7 @@ class NoTestAmount:
     default_action: Action = Action.BLOCK
     can_repair: bool = True
     summary: str = "test rule"
+    conditions: tuple[Condition, ...] = ()
 
     def applies_to(self, operation: Operation) -> bool:
         return operation.api in ("epayment", "ecom", "recurring", "checkout")
@@ -48,6 +49,7 @@ class Exploding:
     default_action: Action = Action.BLOCK
     can_repair: bool = False
     summary: str = "raises"
+    conditions: tuple[Condition, ...] = ()
 
     def applies_to(self, operation: Operation) -> bool:
         return True
