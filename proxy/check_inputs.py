@@ -27,7 +27,7 @@ from policies.operations import OPERATIONS, UNKNOWN, identify
 Kind = Literal["har", "http", "jsonl"]
 STDIN = "-"
 _VIPPS_HOSTS = ("vipps.no", "mobilepay.dk", "mobilepay.fi", "vippsmobilepay.com")
-_REQUEST_LINE = re.compile(r"^([A-Za-z]+) +(\S+)(?: +HTTP/(\d)\.(\d))? *$")
+_REQUEST_LINE = re.compile(r"^([A-Z]+) +((?:/|https?://)\S*)(?: +HTTP/(\d)\.(\d))? *$")
 _CONTENT_LENGTH = re.compile(r"^(content-length[ \t]*:[ \t]*)(\d+)", re.IGNORECASE | re.MULTILINE)
 
 

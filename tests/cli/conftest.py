@@ -1,0 +1,54 @@
+"""The real console script, run as a subprocess with a clean `VIPPS_PROXY_*` environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).parent / "vipps-audit-proxy"
+RUN_SECONDS = 60.0
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The test's environment without any `VIPPS_PROXY_*` variable, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("VIPPS_PROXY_")}
+    env.update(settings)
+    return env
+
+
+def run_cli(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stdin: str | bytes | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `vipps-audit-proxy ARGS` to completion (bounded) and return its output as text."""
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    result = subprocess.run(
+        [str(SCRIPT), *args],
+        input=data,
+        capture_output=True,
+        env=dict(env) if env is not None else clean_env(),
+        cwd=cwd,
+        timeout=RUN_SECONDS,
+        check=False,
+    )
+    stdout = result.stdout.decode("utf-8")
+    stderr = result.stderr.decode("utf-8")
+    # No subcommand ever ends in a Python traceback, whatever the input.
+    assert "Traceback" not in stderr, stderr
+    return subprocess.CompletedProcess(result.args, result.returncode, stdout, stderr)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    """`cli(*args, env=..., stdin=..., cwd=...)`: the console script as a user runs it."""
+    assert SCRIPT.exists(), f"console script not installed at {SCRIPT}"
+    return run_cli
