@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -54,9 +55,7 @@ def test_unreadable_inputs(cli: Cli, tmp_path: Path, content: bytes, message: st
 
 def test_unknown_operation_is_an_error_with_the_closest_one(cli: Cli, tmp_path: Path) -> None:
     """A path outside the catalogue is named, with the closest operation, exit 2."""
-    typo = EPAYMENT_CREATE.__class__(
-        "POST", "/epayment/v1/payment", EPAYMENT_CREATE.headers, EPAYMENT_CREATE.json
-    )
+    typo = replace(EPAYMENT_CREATE, path="/epayment/v1/payment")
     saved = tmp_path / "typo.http"
     saved.write_text(http([typo]))
     result = cli("check", str(saved))
