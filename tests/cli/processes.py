@@ -39,6 +39,17 @@ def wait_until(ready: Callable[[], bool], what: str, seconds: float = START_SECO
         time.sleep(0.05)
 
 
+def running(process: subprocess.Popen[bytes], ready: Callable[[], bool]) -> Callable[[], bool]:
+    """`ready`, but failing at once if the process has already ended."""
+
+    def check() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args!r} ended with exit code {process.returncode}")
+        return ready()
+
+    return check
+
+
 def accepts(port: int) -> bool:
     """Whether something accepts TCP connections on 127.0.0.1:port."""
     try:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import Cli, clean_env
-from tests.cli.processes import accepts, console, free_port, ready, send, wait_until
+from tests.cli.processes import accepts, console, free_port, ready, running, send, wait_until
 from tests.cli.saved import jsonl, with_json
 from tests.samples import ECOM_INITIATE, EPAYMENT_CAPTURE, EPAYMENT_CREATE, Sample
 
@@ -56,9 +56,9 @@ def test_check_and_the_running_proxy_agree(cli: Cli, tmp_path: Path, mode: str) 
     )
     log = tmp_path / "proxy.log"
     standin = console("stand-in", "--port", str(standin_port), env=env, output=tmp_path / "s.log")
-    with standin, console("serve", env=env, output=log) as proxy:
-        wait_until(lambda: accepts(standin_port), "the stand-in listening")
-        wait_until(lambda: proxy.poll() is None and ready(admin), "the proxy ready")
+    with standin as standin_process, console("serve", env=env, output=log) as proxy:
+        wait_until(running(standin_process, lambda: accepts(standin_port)), "stand-in listening")
+        wait_until(running(proxy, lambda: ready(admin)), "the proxy ready")
         for s in SEQUENCE:
             send(s.method, f"http://127.0.0.1:{listen}{s.path}", s.headers, s.body)
     records = request_records(log)

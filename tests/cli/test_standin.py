@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import clean_env
-from tests.cli.processes import accepts, console, free_port, send, stop, wait_until
+from tests.cli.processes import accepts, console, free_port, running, send, stop, wait_until
 from tests.cli.saved import with_json
 from tests.samples import (
     ACCESS_TOKEN,
@@ -50,7 +50,7 @@ def test_the_stand_in_answers_like_vipps(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with console("stand-in", "--port", str(port), env=clean_env(), output=tmp_path / "log") as p:
-        wait_until(lambda: p.poll() is None and accepts(port), "the stand-in listening")
+        wait_until(running(p, lambda: accepts(port)), "the stand-in listening")
 
         def call(s: Sample) -> tuple[int, Any]:
             status, _, answer = send(s.method, base + s.path, s.headers, s.body)
