@@ -68,10 +68,15 @@ def _problem(status: int, title: str, code: str, path: str) -> web.Response:
     return _answer(status, body, "application/problem+json")
 
 
-def _amount(body: object, *path: str) -> int:
+def _field(body: object, *path: str) -> object:
     node = body
     for step in path:
         node = node.get(step) if isinstance(node, dict) else None
+    return node
+
+
+def _amount(body: object, *path: str) -> int:
+    node = _field(body, *path)
     return node if isinstance(node, int) and not isinstance(node, bool) else 0
 
 
@@ -119,9 +124,8 @@ class StandIn:
 
     def _epayment(self, name: str, ref: str, body: object, path: str) -> web.Response:
         if name == "create_payment":
-            reference = body.get("reference") if isinstance(body, dict) else None
-            amount = body.get("amount") if isinstance(body, dict) else None
-            currency = amount.get("currency") if isinstance(amount, dict) else None
+            reference = _field(body, "reference")
+            currency = _field(body, "amount", "currency")
             self.payments[str(reference)] = Payment(
                 str(currency or "NOK"), _amount(body, "amount", "value")
             )
@@ -178,13 +182,6 @@ class StandIn:
             "remainingAmountToRefund": payment.captured - payment.refunded,
         }
         return _answer(200, {"orderId": ref, "transactionSummary": summary})
-
-
-def _field(body: object, *path: str) -> object:
-    node = body
-    for step in path:
-        node = node.get(step) if isinstance(node, dict) else None
-    return node
 
 
 async def run(host: str, port: int) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import Cli, clean_env
+from tests.cli.conftest import clean_env, run_cli
 from tests.cli.processes import accepts, console, free_port, ready, running, send, wait_until
 from tests.cli.saved import jsonl, with_json
 from tests.samples import ECOM_INITIATE, EPAYMENT_CAPTURE, EPAYMENT_CREATE, Sample
@@ -44,7 +44,7 @@ def request_records(log: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["enforce", "report"])
-def test_check_and_the_running_proxy_agree(cli: Cli, tmp_path: Path, mode: str) -> None:
+def test_check_and_the_running_proxy_agree(tmp_path: Path, mode: str) -> None:
     """Ledger, idempotency, rate limit, repairs and blocks: the same findings both ways."""
     standin_port, listen, admin = free_port(), free_port(), free_port()
     settings = {"VIPPS_PROXY_POLICY_MODE": mode}
@@ -67,7 +67,7 @@ def test_check_and_the_running_proxy_agree(cli: Cli, tmp_path: Path, mode: str) 
 
     saved = tmp_path / "same.jsonl"
     saved.write_text(jsonl(SEQUENCE))
-    result = cli("check", "--format", "json", str(saved), env=clean_env(**settings))
+    result = run_cli("check", "--format", "json", str(saved), env=clean_env(**settings))
     checked = json.loads(result.stdout)["requests"]
     through_check = [[(f["rule"], f["outcome"]) for f in r["findings"]] for r in checked]
     assert through_check == through_proxy

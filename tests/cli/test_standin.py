@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from proxy.standin import StandIn
 from tests.cli.conftest import clean_env
 from tests.cli.processes import accepts, console, free_port, running, send, stop, wait_until
 from tests.cli.saved import with_json
+from tests.conftest import AiohttpClient
 from tests.samples import (
     ACCESS_TOKEN,
     CHECKOUT_SESSION,
@@ -89,3 +92,44 @@ def test_the_stand_in_answers_like_vipps(tmp_path: Path) -> None:
         assert call(RECURRING_CHARGE)[0] == 201
         assert stop(p) == 0
     assert "stand-in Vipps API listening on" in (tmp_path / "log").read_text()
+
+
+async def test_the_stand_in_keeps_each_payment_in_memory(aiohttp_client: AiohttpClient) -> None:
+    """In-process: refunds past the captured amount, cancels, eCom figures, unknown paths."""
+    client = await aiohttp_client(StandIn().app())
+
+    async def call(s: Sample, body: bytes | None = None) -> tuple[int, Any]:
+        async with client.request(
+            s.method, s.path, headers=s.headers, data=s.body if body is None else body
+        ) as answer:
+            raw = await answer.read()
+            return answer.status, orjson.loads(raw) if raw else None
+
+    assert (await call(EPAYMENT_CREATE))[0] == 201
+    assert (await call(EPAYMENT_CAPTURE))[0] == 200
+    status, problem = await call(
+        with_json(EPAYMENT_REFUND, modificationAmount={"currency": "NOK", "value": 20001})
+    )
+    assert (status, problem["extraDetails"][0]["reason"]) == (400, "6150")
+    cancel = Sample("POST", "/epayment/v1/payments/order-123456/cancel", EPAYMENT_GET.headers)
+    status, cancelled = await call(cancel)
+    assert cancelled["aggregate"]["cancelledAmount"]["value"] == 29900
+    events = Sample("GET", "/epayment/v1/payments/order-123456/events", EPAYMENT_GET.headers)
+    assert await call(events) == (200, [])
+    unknown = Sample("POST", "/epayment/v1/payments/order-999999/cancel", EPAYMENT_GET.headers)
+    assert (await call(unknown))[0] == 404
+
+    assert (await call(ECOM_INITIATE))[0] == 200
+    status, whole = await call(ECOM_CAPTURE, b"not json")  # no amount: all that is left
+    assert whole["transactionSummary"]["capturedAmount"] == 49900
+    refund = Sample("POST", "/ecomm/v2/payments/order-123456/refund", ECOM_CAPTURE.headers)
+    status, refunded = await call(refund, b"{}")
+    assert refunded["transactionSummary"]["remainingAmountToRefund"] == 0
+    ecom_cancel = Sample("PUT", "/ecomm/v2/payments/order-123456/cancel", ECOM_CAPTURE.headers)
+    assert (await call(ecom_cancel, b"{}"))[0] == 200
+    missing = Sample("GET", "/ecomm/v2/payments/order-000000/details", ECOM_CAPTURE.headers)
+    status, errors = await call(missing)
+    assert (status, errors[0]["errorCode"]) == (404, "45")
+    assert (await call(Sample("GET", "/nothing/here", {})))[0] == 404
+    agreements = Sample("GET", "/recurring/v3/agreements", EPAYMENT_GET.headers)
+    assert await call(agreements) == (200, {})
