@@ -32,7 +32,7 @@ _CONTENT_LENGTH = re.compile(r"^(content-length[ \t]*:[ \t]*)(\d+)", re.IGNORECA
 
 
 class InputError(ValueError):
-    """An input that cannot be read as requests; the message is one line."""
+    """An input that cannot be read as requests; the message is one line, without the name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,14 +87,14 @@ def read_input(name: str, data: bytes) -> SavedInput:
     """Read the requests of one input; raises InputError when it is none of the formats."""
     shown = display_name(name)
     if b"\x00" in data:
-        raise InputError(f"{shown}: is a binary file, not {_FORMATS}")
+        raise InputError(f"is a binary file, not {_FORMATS}")
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{shown}: is not UTF-8 text (byte {exc.start}), not {_FORMATS}") from None
+        raise InputError(f"is not UTF-8 text (byte {exc.start}), not {_FORMATS}") from None
     stripped = text.lstrip()
     if not stripped:
-        raise InputError(f"{shown}: is empty; expected {_FORMATS}")
+        raise InputError(f"is empty; expected {_FORMATS}")
     if stripped[0] in "{[":
         first = stripped.splitlines()[0]
         if _is_json_object(first) and '"log"' not in first[:20]:
@@ -102,7 +102,7 @@ def read_input(name: str, data: bytes) -> SavedInput:
         return _read_har(shown, text)
     if _REQUEST_LINE.match(_first_request_line(text) or ""):
         return _read_http(shown, text)
-    raise InputError(f"{shown}: is not {_FORMATS}")
+    raise InputError(f"is not {_FORMATS}")
 
 
 _FORMATS = "a HAR file, an HTTP request message or JSON Lines"
@@ -157,13 +157,13 @@ def _read_har(name: str, text: str) -> SavedInput:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(
-            f"{name}: is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno});"
+            f"is not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno});"
             " a truncated HAR file? JSON Lines needs one request object per line"
         ) from None
     log = document.get("log") if isinstance(document, dict) else None
     entries = log.get("entries") if isinstance(log, dict) else None
     if not isinstance(entries, list):
-        raise InputError(f"{name}: is JSON but not a HAR file (no log.entries array)")
+        raise InputError("is JSON but not a HAR file (no log.entries array)")
     saved = SavedInput(name, "har", text)
     for index, entry in enumerate(entries):
         location = Location(name, entry=index)
@@ -259,7 +259,7 @@ def _read_http(name: str, text: str) -> SavedInput:
                     saved.requests.append(request)
             start = index + 1
     if not saved.requests:
-        raise InputError(f"{name}: has no request line; expected {_FORMATS}")
+        raise InputError(f"has no request line; expected {_FORMATS}")
     return saved
 
 

@@ -10,6 +10,7 @@ ruff and Spectral: 0 fine, 1 something would be blocked (`check`), 2 bad input o
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,15 @@ from policies.model import audited_request
 from policies.operations import OPERATIONS
 from policies.ratelimit import parse_limits
 from proxy import __version__
-from proxy.check_inputs import STDIN, InputError, Location, fixed_document, fixed_path, read_input
+from proxy.check_inputs import (
+    STDIN,
+    InputError,
+    Location,
+    display_name,
+    fixed_document,
+    fixed_path,
+    read_input,
+)
 from proxy.check_reports import (
     FORMATS,
     CheckedRequest,
@@ -75,13 +84,14 @@ def run_check(args: argparse.Namespace) -> int:
     checker = _checker(_settings())
     run = CheckRun(inputs=len(args.files))
     for name in args.files:
+        where = Location(display_name(name))
         try:
             saved = read_input(name, _read(name))
         except OSError as exc:
-            run.errors.append((Location(name), f"cannot be read: {exc.strerror or exc}"))
+            run.errors.append((where, f"cannot be read: {exc.strerror or exc}"))
             continue
         except InputError as exc:
-            run.errors.append((Location(name), str(exc).removeprefix(f"{name}: ")))
+            run.errors.append((where, str(exc)))
             continue
         run.skipped += saved.skipped
         repaired: dict[int, bytes] = {}
@@ -99,10 +109,14 @@ def run_check(args: argparse.Namespace) -> int:
             run.checked.append(CheckedRequest(request, audited.operation, verdict, fixed))
         if args.fix and repaired:
             if name == STDIN:
-                run.errors.append((Location(name), "--fix cannot write next to standard input"))
+                run.errors.append((where, "--fix cannot write next to standard input"))
                 continue
             target = fixed_path(name)
-            Path(target).write_text(fixed_document(saved, repaired), encoding="utf-8")
+            try:
+                Path(target).write_text(fixed_document(saved, repaired), encoding="utf-8")
+            except OSError as exc:
+                run.errors.append((where, f"{target} cannot be written: {exc.strerror or exc}"))
+                continue
             run.fixed_files.append(target)
     if args.format == "text":
         output = render_text(run)
@@ -134,8 +148,6 @@ def run_operations(args: argparse.Namespace) -> int:
         known = {op.key for op in OPERATIONS}
         unknown = [n for n in args.names if n not in known]
         if unknown:
-            import difflib
-
             close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise UsageError(

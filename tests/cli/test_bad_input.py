@@ -153,3 +153,14 @@ def test_bad_settings_stop_every_command_with_exit_2(
     [line] = result.stderr.splitlines()
     assert line.startswith("vipps-audit-proxy: invalid configuration: ")
     assert message in line
+
+
+def test_binary_standard_input(cli: Cli) -> None:
+    """Binary bytes on standard input are named as `<stdin>`, exit 2."""
+    result = cli("check", "--format", "github", "-", stdin=b"\x00\x01\x02")
+    assert result.returncode == 2
+    assert result.stdout == (
+        "::error file=<stdin>,title=unreadable input::is a binary file, not a HAR file,"
+        " an HTTP request message or JSON Lines\n"
+    )
+    assert result.stderr.startswith("vipps-audit-proxy: <stdin>: is a binary file")

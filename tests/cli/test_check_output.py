@@ -182,3 +182,16 @@ def test_fix_cannot_write_next_to_standard_input(cli: Cli) -> None:
     result = cli("check", "--fix", "-", stdin=jsonl([PHONE]))
     assert result.returncode == 2
     assert "--fix cannot write next to standard input" in result.stdout
+
+
+def test_fix_that_cannot_write_is_an_error(cli: Cli, tmp_path: Path) -> None:
+    """A repaired copy that cannot be written is an error naming it, exit 2."""
+    saved = tmp_path / "order.jsonl"
+    saved.write_text(jsonl([PHONE]))
+    (tmp_path / "order.fixed.jsonl").mkdir()
+    result = cli("check", "--fix", str(saved))
+    assert result.returncode == 2
+    assert (
+        f"{saved}: error: {tmp_path / 'order.fixed.jsonl'} cannot be written: Is a directory"
+        in (result.stdout)
+    )
