@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -58,6 +60,19 @@ def test_top_level_help_lists_every_subcommand(cli: Cli) -> None:
 def test_version_starts_nothing(cli: Cli, held_ports: dict[str, str]) -> None:
     """`--version` prints the installed version and exits 0."""
     result = cli("--version", env=held_ports)
+    assert (result.returncode, result.stdout) == (0, f"vipps-audit-proxy {__version__}\n")
+
+
+def test_python_dash_m_proxy_is_the_same_command_line() -> None:
+    """`python -m proxy --version` goes through the same parser as the console script."""
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+        check=False,
+    )
     assert (result.returncode, result.stdout) == (0, f"vipps-audit-proxy {__version__}\n")
 
 
@@ -183,9 +198,10 @@ def test_config_shows_each_value_and_where_it_came_from(cli: Cli) -> None:
         "vipps-audit-proxy: warning: unknown setting VIPPS_PROXY_POLICY_MOOD"
         " (did you mean VIPPS_PROXY_POLICY_MODE?)"
     ) in result.stderr
-    text = cli("config", env=env).stdout.splitlines()
-    assert text[0].split() == ["variable", "value", "source"]
-    assert "VIPPS_PROXY_POLICY_MODE" in text[text.index(next(t for t in text if "MODE" in t))]
+    cells = [re.split(r"\s{2,}", line) for line in cli("config", env=env).stdout.splitlines()]
+    assert cells[0] == ["variable", "value", "source"]
+    assert ["VIPPS_PROXY_POLICY_MODE", "report", "environment"] in cells
+    assert ["VIPPS_PROXY_UPSTREAM_CA_BUNDLE", "-", "default"] in cells
 
 
 def test_config_check_validates_without_starting(cli: Cli, held_ports: dict[str, str]) -> None:
