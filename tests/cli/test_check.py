@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,37 @@ def test_refund_is_checked_too(cli: Cli, tmp_path: Path) -> None:
     saved.write_text(http([refund]))
     code, document = report(cli, str(saved))
     assert (code, rules_of(document)) == (1, [[("amount.not_integer", "blocked")]])
+
+
+def test_har_entry_details(cli: Cli, tmp_path: Path) -> None:
+    """Base64 bodies are decoded; HTTP/2 pseudo-headers dropped; broken entries are errors."""
+    log = json.loads(har([FLOAT_AMOUNT, GOOD]))
+    first = log["log"]["entries"][0]["request"]
+    first["postData"] = {
+        "mimeType": "application/json",
+        "encoding": "base64",
+        "text": base64.b64encode(FLOAT_AMOUNT.body).decode(),
+    }
+    first["headers"].append({"name": ":authority", "value": "api.vipps.no"})
+    log["log"]["entries"][1]["request"]["headers"] = [{"name": "X"}]
+    log["log"]["entries"].extend(
+        [
+            "not an entry",
+            {"request": {"method": "POST"}},
+            {"request": {"method": "GET", "url": "https://api.vipps.no/x", "headers": {}}},
+            {"request": {"method": "POST", "url": "https://api.vipps.no/epayment/v1/payments",
+                         "postData": {"encoding": "base64", "text": "@@@"}}},
+        ]
+    )  # fmt: skip
+    saved = tmp_path / "odd.har"
+    saved.write_text(json.dumps(log))
+    code, document = report(cli, str(saved))
+    assert code == 2
+    assert rules_of(document) == [[("amount.not_integer", "blocked")]]
+    assert [(e["entry"], e["message"]) for e in document["errors"]] == [
+        (1, "a request header has no name or value string"),
+        (2, "entry has no request object"),
+        (3, "request has no method or url string"),
+        (4, "request.headers is not an array"),
+        (5, "request.postData.text is not valid base64"),
+    ]
