@@ -40,6 +40,7 @@ __all__ = [
     "Limit",
     "RateLimitGuard",
     "RateWindow",
+    "describe_per",
     "parse_limits",
     "parse_retry_after",
 ]
@@ -54,6 +55,11 @@ def _describe(per: tuple[str, ...], api: str, joiner: str) -> str:
     payment = "orderId" if api == "ecom" else "reference"
     names = {**_NAMES, PAYMENT: payment, IDEMPOTENCY: "Idempotency-Key"}
     return joiner.join(names.get(part, part) for part in per)
+
+
+def describe_per(per: tuple[str, ...], api: str) -> str:
+    """What a limit is counted per, for listings: `reference + Merchant-Serial-Number`."""
+    return _describe(per, api, " + ")
 
 
 _CATALOGUE = frozenset(op.key for op in OPERATIONS)

@@ -1,4 +1,8 @@
-"""Entry point: `vipps-audit-proxy` or `python -m proxy`. Settings come from the environment."""
+"""Entry point: `vipps-audit-proxy` or `python -m proxy`. Settings come from the environment.
+
+`main` is the proxy's start-up path (`vipps-audit-proxy serve`, and the command without a
+subcommand); the command line around it is `proxy.cli`.
+"""
 
 from __future__ import annotations
 
@@ -14,4 +18,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from proxy.cli import main as cli_main
+
+    sys.exit(cli_main())

