@@ -34,11 +34,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child, before 
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def command(port: int, name: str) -> str | None:
-    """Send a command without arguments; the first line of the answer, or None if none came."""
+def command(port: int, *words: str) -> str | None:
+    """Send one command; the first line of the answer (`+OK`, `:3`), or None if none came."""
+    message = f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(f"*1\r\n${len(name)}\r\n{name}\r\n".encode())
+            sock.sendall(message.encode())
             reply = sock.recv(1024)
     except OSError:
         return None
