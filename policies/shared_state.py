@@ -128,7 +128,7 @@ def decode_record(raw: bytes) -> PaymentRecord:
     applied = data.get("a")
     return PaymentRecord(
         currency=currency if isinstance(currency, str) else None,
-        reserved=_int(reserved) if reserved is not None else None,
+        reserved=reserved if isinstance(reserved, int) and not isinstance(reserved, bool) else None,
         captured=_int(data.get("cap")),
         refunded=_int(data.get("ref")),
         cancelled=_int(data.get("can")),
