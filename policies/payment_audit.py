@@ -62,6 +62,8 @@ class AuditStores:
     idempotency: Store[bytes, bytes]
     rate_limit: Store[bytes, RateWindow]
     polling: Store[PaymentKey, PollState]
+    # Unique among the processes sharing the stores (empty for stores of this process alone).
+    replica: str = ""
 
 
 def in_process_stores(
@@ -107,7 +109,7 @@ class PaymentAudit:
         self._key_store = stores.idempotency
         self._rate_store = stores.rate_limit
         self._poll_store = stores.polling
-        self.ledger = PaymentLedger(self._ledger_store)
+        self.ledger = PaymentLedger(self._ledger_store, stores.replica)
         self.idempotency = IdempotencyKeyReuse(self._key_store)
         self.rate_limits = RateLimitGuard(clock, self._rate_store, limits)
         self.polling = PollingAudit(

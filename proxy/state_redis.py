@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -276,6 +277,7 @@ class RedisState:
         self._clock = wall_clock
         self._metrics = metrics
         self._breaker = breaker if breaker is not None else Breaker()
+        self.replica = os.urandom(6).hex() + "."
         env = environment_tag(settings.upstream_base)
         self._prefix = f"vap:{VERSION}:{{{env}."
         self.due_key = f"vap:{VERSION}:{{{env}.due}}"
@@ -319,6 +321,7 @@ class RedisState:
             idempotency=SharedStore(at_home("i:"), _same, _same),
             rate_limit=SharedStore(at_home("r:"), encode_window, decode_window),
             polling=SharedStore(at_payment(POLL), encode_poll, decode_poll, on_put=_note_created),
+            replica=self.replica,
         )
 
     # --- Round trips --------------------------------------------------------------------------

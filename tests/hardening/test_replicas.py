@@ -323,3 +323,29 @@ async def test_redis_paused_then_killed_mid_traffic_fails_open_and_recovers(
         f"{int(timeouts)} timeouts counted; state used again after {tries[0]} tries once "
         f"resumed and {tries[1]} once restarted (breaker open 5 s)",
     )
+
+
+CANARY_PASSWORD = "canary-state-password-7f3a"
+
+
+async def test_start_up_line_names_the_backend_and_never_its_password(
+    aiohttp_server: AiohttpServer, redis: RedisServer
+) -> None:
+    """A URL whose password Redis refuses: the proxy starts, says which backend it uses with the
+    password replaced and that it did not answer, forwards, counts `auth`, and its output never
+    holds the password."""
+    standin = StandIn()
+    server = await aiohttp_server(standin.app(), host="127.0.0.1")
+    url = f"redis://proxy:{CANARY_PASSWORD}@127.0.0.1:{redis.port}/0"
+    async with (
+        replicas(str(server.make_url("/")), url, 1) as (proxy,),
+        aiohttp.ClientSession() as session,
+    ):
+        assert (await send(session, proxy, poll("order-auth")))[0] == 200
+        samples = await metrics(session, proxy)
+    assert total(samples, 'vipps_proxy_state_errors_total{reason="auth"') >= 1
+    records = [orjson.loads(line) for line in proxy.stdout.splitlines() if line.startswith(b"{")]
+    (started,) = [r for r in records if r.get("event") == "started"]
+    assert started["state"] == f"redis://proxy:***@127.0.0.1:{redis.port}/0"
+    assert started["state_reachable"] is False
+    assert CANARY_PASSWORD.encode() not in proxy.stdout + proxy.stderr

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.jsonbody import JsonValue
-from policies.ledger import PaymentRecord
+from policies.ledger import PaymentLedger, PaymentRecord
 from policies.model import AuditedRequest, Headers, audited_request
 from policies.polling import PollState
 from policies.ratelimit import RateWindow
@@ -30,6 +30,7 @@ from policies.shared_state import (
     touched_payments,
     with_in_flight,
 )
+from policies.state import BoundedStore, PaymentKey
 
 MSN = "123456"
 amounts = st.integers(min_value=0, max_value=10**12)
@@ -159,3 +160,24 @@ def test_touched_payments_include_those_an_answer_names() -> None:
     keys = touched_payments(listing, answer)
     assert keys == [("recurring", MSN, "agr_1/chr_1"), ("recurring", MSN, "agr_1/chr_2")]
     assert touched_payments(capture(1), None) == [("epayment", MSN, "order-1")]
+
+
+def test_unkeyed_captures_of_two_replicas_are_two_operations() -> None:
+    """Two replicas sharing a ledger each count a capture sent without an idempotency key; with
+    the same replica name (as two in-process ledgers would have) the second looks like a retry."""
+
+    def captured(replicas: tuple[str, str]) -> int:
+        store: BoundedStore[PaymentKey, PaymentRecord] = BoundedStore(
+            lambda: 0.0, max_entries=10, ttl_seconds=60
+        )
+        first, second = (PaymentLedger(store, name) for name in replicas)
+        body = {"amount": {"currency": "NOK", "value": 50000}, "reference": "order-1"}
+        first.observe(request("POST", "/epayment/v1/payments", body, "c-1"), 201, None)
+        first.observe(capture(10000, key=None), 200, None)
+        second.observe(capture(10000, key=None), 200, None)
+        record = store.get(("epayment", MSN, "order-1"))
+        assert record is not None
+        return record.captured
+
+    assert captured(("a.", "b.")) == 20000
+    assert captured(("", "")) == 10000
