@@ -22,10 +22,11 @@ again. This is the only module that knows redis-py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
@@ -66,7 +67,8 @@ __all__ = ["Breaker", "RedisState", "Snapshot"]
 VERSION = "v1"
 LEDGER, POLL, IN_FLIGHT = "ledger", "poll", "inflight"
 PAYMENTS, UNPOLLED = "payments", "unpolled"  # the `store` label of the state metrics
-ATTEMPTS = 4  # judging again after a concurrent change: a few times, then go on without
+ATTEMPTS = 8  # judging again after another replica's change: a few times, then go on without
+TURN_TIMEOUTS = 4  # how long a request may queue behind others for the same payment, in timeouts
 POOL_SIZE = 32
 CLAIM_BATCH = 500
 
@@ -110,6 +112,12 @@ Field = tuple[str, str]  # (hash key, field)
 K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Turn:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: int = 0
 
 
 class StateUnavailable(Exception):
@@ -278,6 +286,7 @@ class RedisState:
         self._metrics = metrics
         self._breaker = breaker if breaker is not None else Breaker()
         self.replica = os.urandom(6).hex() + "."
+        self._turns: dict[str, _Turn] = {}
         env = environment_tag(settings.upstream_base)
         self._prefix = f"vap:{VERSION}:{{{env}."
         self.due_key = f"vap:{VERSION}:{{{env}.due}}"
@@ -401,6 +410,33 @@ class RedisState:
 
     # --- The request path ---------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _turn(self, snapshot: Snapshot) -> AsyncIterator[bool]:
+        """One request of this process at a time per payment, so that they do not collide with
+        each other (only with other replicas). Yields False, with the state given up for this
+        request, when the turn does not come within a few timeouts."""
+        key = snapshot.home
+        entry = self._turns.get(key)
+        if entry is None:
+            entry = self._turns[key] = _Turn()
+        entry.waiting += 1
+        try:
+            try:
+                await asyncio.wait_for(entry.lock.acquire(), TURN_TIMEOUTS * self._timeout)
+            except TimeoutError:
+                self._metrics.state_errors.labels(PAYMENTS, "busy").inc()
+                snapshot.available = False
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                entry.lock.release()
+        finally:
+            entry.waiting -= 1
+            if not entry.waiting:
+                del self._turns[key]
+
     async def admit(
         self,
         request: AuditedRequest,
@@ -412,6 +448,19 @@ class RedisState:
         in the rate windows and its capture or refund in flight, atomically with the judging."""
         snapshot = Snapshot(self.hash_key(request_tag(request)))
         _CURRENT.set(snapshot)
+        async with self._turn(snapshot) as ours:
+            if not ours:
+                return evaluate(request)
+            return await self._admit(snapshot, request, request_id, evaluate, record_forwarded)
+
+    async def _admit(
+        self,
+        snapshot: Snapshot,
+        request: AuditedRequest,
+        request_id: str,
+        evaluate: Callable[[AuditedRequest], Verdict],
+        record_forwarded: Callable[[AuditedRequest], None],
+    ) -> Verdict:
         try:
             await self._load(snapshot, [snapshot.home])
         except StateUnavailable:
@@ -469,6 +518,19 @@ class RedisState:
         snapshot = _current()
         if snapshot is None:
             return observe()
+        async with self._turn(snapshot) as ours:
+            if not ours:
+                return observe()
+            return await self._learn(snapshot, request, response, request_id, observe)
+
+    async def _learn(
+        self,
+        snapshot: Snapshot,
+        request: AuditedRequest,
+        response: JsonValue,
+        request_id: str,
+        observe: Callable[[], ObserveResult],
+    ) -> ObserveResult:
         keys = [self._payment_hash(k) for k in touched_payments(request, response)]
         try:
             await self._load(snapshot, keys)
@@ -488,8 +550,12 @@ class RedisState:
             except StateUnavailable:
                 snapshot.available = False
                 return result
+            # Payments created in a hash written now wait for the never-polled audit.
+            await self._queue_created(
+                [c for c in snapshot.created if (only is None or c[0] in only)
+                 and c[0] not in conflicts]
+            )  # fmt: skip
             if not conflicts:
-                await self._queue_created(snapshot, only)
                 return result
             only = conflicts if only is None else only & conflicts
         self._metrics.state_errors.labels(PAYMENTS, "conflict").inc()
@@ -507,8 +573,7 @@ class RedisState:
             del entries[mark]
             snapshot.writes[at] = encode_in_flight(entries) if entries else b""
 
-    async def _queue_created(self, snapshot: Snapshot, only: set[str] | None) -> None:
-        created = [c for c in snapshot.created if only is None or c[0] in only]
+    async def _queue_created(self, created: list[tuple[str, PaymentKey, PollState]]) -> None:
         if not created:
             return
         mapping: dict[bytes, float] = {}

@@ -136,3 +136,11 @@ def redis_session() -> Iterator[RedisServer]:
     """One redis-server for the whole run (each test's upstream port separates its keys)."""
     with redis_server() as server:
         yield server
+
+
+@pytest.fixture
+def redis_state(redis_session: RedisServer) -> RedisServer:
+    """The session's redis-server, emptied for this test: an upstream port reused by a later
+    test would otherwise find an earlier test's payments under the same keys."""
+    redis_session.flush()
+    return redis_session

@@ -23,7 +23,7 @@ JSON = {"Content-Type": "application/json"}
 async def proxy(request: pytest.FixtureRequest, make_proxy: ProxyFactory) -> Proxy:
     """The proxy with its default rules, its payment-level state in-process or on Redis."""
     if request.param == "redis":
-        server: RedisServer = request.getfixturevalue("redis_session")
+        server: RedisServer = request.getfixturevalue("redis_state")
         return await make_proxy(state_url=server.url)
     return await make_proxy()
 

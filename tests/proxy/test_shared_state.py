@@ -62,8 +62,8 @@ async def send(proxy: Proxy, sample: Sample) -> tuple[int, dict[str, str]]:
 
 
 @pytest.fixture
-async def redis(redis_session: RedisServer) -> Any:
-    client = Redis.from_url(redis_session.url)
+async def redis(redis_state: RedisServer) -> Any:
+    client = Redis.from_url(redis_state.url)
     yield client
     await client.aclose()
 
@@ -79,11 +79,11 @@ async def test_settings_name_the_backend_without_its_password() -> None:
 
 
 async def test_state_lives_in_one_hash_tagged_key_per_payment_with_a_ttl(
-    make_proxy: ProxyFactory, redis_session: RedisServer, redis: Any
+    make_proxy: ProxyFactory, redis_state: RedisServer, redis: Any
 ) -> None:
     """A create and a capture leave one key, named by version, environment and payment (in
     braces: one Cluster slot), with a time to live no longer than the setting."""
-    proxy = await make_proxy(state_url=redis_session.url, state_ttl_seconds=600)
+    proxy = await make_proxy(state_url=redis_state.url, state_ttl_seconds=600)
     proxy.standin.reply(CREATED)
     assert (await send(proxy, create("order-ttl-1")))[0] == 201
     assert (await send(proxy, capture(1000, "cap-ttl-1")))[0] == 200
@@ -111,12 +111,12 @@ async def test_environments_never_share_a_key() -> None:
 
 
 async def test_two_concurrent_captures_through_two_proxies_do_not_both_pass(
-    make_proxy: ProxyFactory, redis_session: RedisServer
+    make_proxy: ProxyFactory, redis_state: RedisServer
 ) -> None:
     """49,900 reserved; 30,000 captured through each of two proxies at the same moment: one is
     forwarded, the other blocked, because the first is counted while in flight."""
-    first = await make_proxy(state_url=redis_session.url)
-    second = await make_proxy(state_url=redis_session.url)
+    first = await make_proxy(state_url=redis_state.url)
+    second = await make_proxy(state_url=redis_state.url)
     standin = first.standin
     standin.reply(CREATED, Reply(200, b"{}", JSON, delay=0.5), Reply(200, b"{}", JSON, delay=0.5))
     assert (await send(first, EPAYMENT_CREATE))[0] == 201
@@ -147,11 +147,11 @@ async def test_in_process_state_lets_both_concurrent_captures_pass(
 
 
 async def test_a_capture_through_one_proxy_counts_on_the_other(
-    make_proxy: ProxyFactory, redis_session: RedisServer
+    make_proxy: ProxyFactory, redis_state: RedisServer
 ) -> None:
     """Create on A, capture on B, over-capture on A: blocked; the in-flight hold is released."""
-    first = await make_proxy(state_url=redis_session.url)
-    second = await make_proxy(state_url=redis_session.url)
+    first = await make_proxy(state_url=redis_state.url)
+    second = await make_proxy(state_url=redis_state.url)
     first.standin.reply(CREATED)
     assert (await send(first, EPAYMENT_CREATE))[0] == 201
     assert (await send(second, capture(30000, "cap-1")))[0] == 200
@@ -162,7 +162,7 @@ async def test_a_capture_through_one_proxy_counts_on_the_other(
 
 
 async def test_never_polled_is_reported_once_across_replicas_and_never_when_polled(
-    aiohttp_client: AiohttpClient, redis_session: RedisServer, upstream: Any, standin: StandIn
+    aiohttp_client: AiohttpClient, redis_state: RedisServer, upstream: Any, standin: StandIn
 ) -> None:
     """Created on A, polled on B: never reported. Created on A, never polled: reported by
     exactly one of the two replicas, once."""
@@ -170,7 +170,7 @@ async def test_never_polled_is_reported_once_across_replicas_and_never_when_poll
     settings = Settings(
         upstream_url=str(upstream.make_url("/")),
         poll_audit_window_seconds=60,
-        state_url=redis_session.url,
+        state_url=redis_state.url,
     )
     proxies = []
     for _ in range(2):
@@ -246,3 +246,28 @@ def test_breaker_opens_after_failures_in_a_row_and_tries_again() -> None:
     breaker.success()
     breaker.failure()
     assert not breaker.is_open
+
+
+async def test_concurrent_polls_through_two_proxies_are_all_counted(
+    make_proxy: ProxyFactory, redis_state: RedisServer, redis: Any
+) -> None:
+    """Twenty polls of one payment at once, half through each proxy: the writes collide, are
+    judged again, and none is lost: the poll record and the rate window hold all twenty."""
+    first = await make_proxy(state_url=redis_state.url)
+    second = await make_proxy(state_url=redis_state.url)
+    sent = await asyncio.gather(
+        *(send(proxy, poll("order-many")) for proxy in [first, second] * 10)
+    )
+    assert [status for status, _ in sent] == [200] * 20
+    env = environment_tag(first.state.settings.upstream_base)
+    (key,) = await redis.keys(f"vap:v1:{{{env}.*")
+    fields = await redis.hgetall(key)
+    assert orjson.loads(fields[b"poll"])["n"] == 20
+    (window,) = [v for f, v in fields.items() if f.startswith(b"r:")]
+    assert len(orjson.loads(window)["s"]) == 20
+    for reason in ("conflict", "busy"):
+        given_up = sum(
+            p.sample("vipps_proxy_state_errors_total", store="payments", reason=reason)
+            for p in (first, second)
+        )
+        assert given_up == 0, reason  # judged again often enough, never given up
