@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from redis import exceptions as redis_errors
@@ -58,11 +56,12 @@ from policies.shared_state import (
     touched_payments,
     with_in_flight,
 )
-from policies.state import Clock, Evictions, PaymentKey, payment_key
+from policies.state import Clock, PaymentKey, payment_key
 from proxy.config import Settings
 from proxy.metrics import ProxyMetrics
+from proxy.state_snapshot import Breaker, Field, SharedStore, Snapshot, Turn, current, use
 
-__all__ = ["Breaker", "RedisState", "Snapshot"]
+__all__ = ["RedisState", "StateUnavailable"]
 
 VERSION = "v1"
 LEDGER, POLL, IN_FLIGHT = "ledger", "poll", "inflight"
@@ -108,16 +107,7 @@ end
 return due
 """
 
-Field = tuple[str, str]  # (hash key, field)
-K = TypeVar("K")
-V = TypeVar("V")
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class _Turn:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    waiting: int = 0
 
 
 class StateUnavailable(Exception):
@@ -126,126 +116,6 @@ class StateUnavailable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class Breaker:
-    """After `failures` failed round trips in a row, skip Redis for `open_seconds`, then try
-    again (one more failure opens it again at once)."""
-
-    def __init__(self, failures: int = 3, open_seconds: float = 5.0, clock: Clock = time.monotonic):
-        self._threshold = failures
-        self._open_seconds = open_seconds
-        self._clock = clock
-        self._failures = 0
-        self._open_until = 0.0
-
-    @property
-    def is_open(self) -> bool:
-        return self._failures >= self._threshold and self._clock() < self._open_until
-
-    def success(self) -> None:
-        self._failures = 0
-
-    def failure(self) -> None:
-        self._failures += 1
-        if self._failures >= self._threshold:
-            self._open_until = self._clock() + self._open_seconds
-
-
-@dataclass(slots=True)
-class Snapshot:
-    """One request's view of its payment's shared state, and what the rules changed in it."""
-
-    home: str  # the hash of the request's own payment
-    now: float = 0.0
-    available: bool = True
-    hashes: dict[str, dict[str, bytes]] = field(default_factory=dict)
-    read: set[Field] = field(default_factory=set)
-    writes: dict[Field, bytes] = field(default_factory=dict)  # b"" deletes the field
-    values: dict[Field, object] = field(default_factory=dict)
-    created: list[tuple[str, PaymentKey, PollState]] = field(default_factory=list)
-    judging: tuple[str, str] | None = None  # (kind, mark) while the rules judge a capture/refund
-
-    def raw(self, at: Field) -> bytes | None:
-        self.read.add(at)
-        return self.hashes.get(at[0], {}).get(at[1])
-
-    def begin(self, now: float) -> None:
-        """Start judging (again) from what was loaded."""
-        self.now = now
-        self.read.clear()
-        self.writes.clear()
-        self.values.clear()
-        self.created.clear()
-
-
-_CURRENT: contextvars.ContextVar[Snapshot | None] = contextvars.ContextVar(
-    "vipps_proxy_state_snapshot", default=None
-)
-
-
-def _current() -> Snapshot | None:
-    snapshot = _CURRENT.get()
-    return snapshot if snapshot is not None and snapshot.available else None
-
-
-class SharedStore(Generic[K, V]):
-    """A `Store` over the current request's snapshot (each request runs in its own task)."""
-
-    def __init__(
-        self,
-        locate: Callable[[Snapshot, K], Field],
-        encode: Callable[[V], bytes],
-        decode: Callable[[bytes], V],
-        view: Callable[[Snapshot, Field, V], V] | None = None,
-        on_put: Callable[[Snapshot, K, Field, V], None] | None = None,
-    ) -> None:
-        self._locate = locate
-        self._encode = encode
-        self._decode = decode
-        self._view = view
-        self._on_put = on_put
-
-    def get(self, key: K) -> V | None:
-        snapshot = _current()
-        if snapshot is None:
-            return None  # no state (Redis unavailable): the rules judge an unknown payment
-        at = self._locate(snapshot, key)
-        if at in snapshot.values:
-            return cast("V | None", snapshot.values[at])
-        raw = snapshot.raw(at)
-        if raw is None:
-            return None
-        try:
-            value = self._decode(raw)
-        except ValueError:
-            return None  # not ours (or an older layout): treated as absent, then overwritten
-        return self._view(snapshot, at, value) if self._view is not None else value
-
-    def put(self, key: K, value: V) -> None:
-        snapshot = _current()
-        if snapshot is None:
-            return
-        at = self._locate(snapshot, key)
-        if self._on_put is not None:
-            self._on_put(snapshot, key, at, value)
-        snapshot.values[at] = value
-        snapshot.writes[at] = self._encode(value)
-
-    def pop(self, key: K) -> V | None:
-        value = self.get(key)
-        snapshot = _current()
-        if snapshot is not None:
-            at = self._locate(snapshot, key)
-            snapshot.values[at] = None
-            snapshot.writes[at] = b""
-        return value
-
-    def __len__(self) -> int:
-        return 0  # the entries live in Redis, counted there
-
-    def evictions(self) -> Evictions:
-        return Evictions()
 
 
 def _same(value: bytes) -> bytes:
@@ -286,7 +156,7 @@ class RedisState:
         self._metrics = metrics
         self._breaker = breaker if breaker is not None else Breaker()
         self.replica = os.urandom(6).hex() + "."
-        self._turns: dict[str, _Turn] = {}
+        self._turns: dict[str, Turn] = {}
         env = environment_tag(settings.upstream_base)
         self._prefix = f"vap:{VERSION}:{{{env}."
         self.due_key = f"vap:{VERSION}:{{{env}.due}}"
@@ -418,7 +288,7 @@ class RedisState:
         key = snapshot.home
         entry = self._turns.get(key)
         if entry is None:
-            entry = self._turns[key] = _Turn()
+            entry = self._turns[key] = Turn()
         entry.waiting += 1
         try:
             try:
@@ -447,7 +317,7 @@ class RedisState:
         """Judge a request on its payment's shared state; if it is to be forwarded, count it
         in the rate windows and its capture or refund in flight, atomically with the judging."""
         snapshot = Snapshot(self.hash_key(request_tag(request)))
-        _CURRENT.set(snapshot)
+        use(snapshot)
         async with self._turn(snapshot) as ours:
             if not ours:
                 return evaluate(request)
@@ -515,7 +385,7 @@ class RedisState:
         observe: Callable[[], ObserveResult],
     ) -> ObserveResult:
         """Learn from Vipps' answer on the shared state (the request's capture leaves flight)."""
-        snapshot = _current()
+        snapshot = current()
         if snapshot is None:
             return observe()
         async with self._turn(snapshot) as ours:

@@ -24,7 +24,8 @@ async def proxy(request: pytest.FixtureRequest, make_proxy: ProxyFactory) -> Pro
     """The proxy with its default rules, its payment-level state in-process or on Redis."""
     if request.param == "redis":
         server: RedisServer = request.getfixturevalue("redis_state")
-        return await make_proxy(state_url=server.url)
+        # A roomy timeout: these tests are about the rules, not about a loaded machine's Redis.
+        return await make_proxy(state_url=server.url, state_timeout_ms=1000)
     return await make_proxy()
 
 

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from policies.shared_state import environment_tag
 from proxy.app import build_state, create_admin_app, create_app, report_unpolled
 from proxy.config import Settings
-from proxy.state_redis import Breaker
+from proxy.state_snapshot import Breaker
 from tests.conftest import (
     MERCHANT_HEADERS,
     AiohttpClient,
@@ -32,6 +32,9 @@ from tests.samples import EPAYMENT_CAPTURE, EPAYMENT_CREATE, EPAYMENT_GET, Sampl
 from tests.standin import Reply, StandIn
 
 JSON = {"Content-Type": "application/json"}
+# What these tests check does not depend on how fast Redis answers on a loaded machine; the
+# default timeout is tested where Redis is made slow on purpose.
+ROOMY_MS = 1000
 CREATED = Reply(201, b'{"reference":"order-123456","redirectUrl":"https://x"}', JSON)
 
 
@@ -83,7 +86,9 @@ async def test_state_lives_in_one_hash_tagged_key_per_payment_with_a_ttl(
 ) -> None:
     """A create and a capture leave one key, named by version, environment and payment (in
     braces: one Cluster slot), with a time to live no longer than the setting."""
-    proxy = await make_proxy(state_url=redis_state.url, state_ttl_seconds=600)
+    proxy = await make_proxy(
+        state_url=redis_state.url, state_ttl_seconds=600, state_timeout_ms=ROOMY_MS
+    )
     proxy.standin.reply(CREATED)
     assert (await send(proxy, create("order-ttl-1")))[0] == 201
     assert (await send(proxy, capture(1000, "cap-ttl-1")))[0] == 200
@@ -115,8 +120,8 @@ async def test_two_concurrent_captures_through_two_proxies_do_not_both_pass(
 ) -> None:
     """49,900 reserved; 30,000 captured through each of two proxies at the same moment: one is
     forwarded, the other blocked, because the first is counted while in flight."""
-    first = await make_proxy(state_url=redis_state.url)
-    second = await make_proxy(state_url=redis_state.url)
+    first = await make_proxy(state_url=redis_state.url, state_timeout_ms=ROOMY_MS)
+    second = await make_proxy(state_url=redis_state.url, state_timeout_ms=ROOMY_MS)
     standin = first.standin
     standin.reply(CREATED, Reply(200, b"{}", JSON, delay=0.5), Reply(200, b"{}", JSON, delay=0.5))
     assert (await send(first, EPAYMENT_CREATE))[0] == 201
@@ -128,6 +133,10 @@ async def test_two_concurrent_captures_through_two_proxies_do_not_both_pass(
     blocked = next(headers for status, headers in results if status == 400)
     assert blocked["Audit-Proxy-Findings"] == "ledger.capture_exceeds_reserved"
     assert len(standin.received) == 2  # the create and one capture
+    for proxy in (first, second):
+        assert (
+            proxy.sample("vipps_proxy_state_errors_total", store="payments", reason="timeout") == 0
+        )
 
 
 async def test_in_process_state_lets_both_concurrent_captures_pass(
@@ -150,8 +159,8 @@ async def test_a_capture_through_one_proxy_counts_on_the_other(
     make_proxy: ProxyFactory, redis_state: RedisServer
 ) -> None:
     """Create on A, capture on B, over-capture on A: blocked; the in-flight hold is released."""
-    first = await make_proxy(state_url=redis_state.url)
-    second = await make_proxy(state_url=redis_state.url)
+    first = await make_proxy(state_url=redis_state.url, state_timeout_ms=ROOMY_MS)
+    second = await make_proxy(state_url=redis_state.url, state_timeout_ms=ROOMY_MS)
     first.standin.reply(CREATED)
     assert (await send(first, EPAYMENT_CREATE))[0] == 201
     assert (await send(second, capture(30000, "cap-1")))[0] == 200
@@ -171,6 +180,7 @@ async def test_never_polled_is_reported_once_across_replicas_and_never_when_poll
         upstream_url=str(upstream.make_url("/")),
         poll_audit_window_seconds=60,
         state_url=redis_state.url,
+        state_timeout_ms=ROOMY_MS,
     )
     proxies = []
     for _ in range(2):
@@ -253,8 +263,8 @@ async def test_concurrent_polls_through_two_proxies_are_all_counted(
 ) -> None:
     """Twenty polls of one payment at once, half through each proxy: the writes collide, are
     judged again, and none is lost: the poll record and the rate window hold all twenty."""
-    first = await make_proxy(state_url=redis_state.url)
-    second = await make_proxy(state_url=redis_state.url)
+    first = await make_proxy(state_url=redis_state.url, state_timeout_ms=ROOMY_MS)
+    second = await make_proxy(state_url=redis_state.url, state_timeout_ms=ROOMY_MS)
     sent = await asyncio.gather(
         *(send(proxy, poll("order-many")) for proxy in [first, second] * 10)
     )
