@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     dashboard_max_entries: int = Field(default=500, ge=10, le=100_000)
     state_url: str = Field(
         default="",
+        repr=False,  # may carry a password: never in a repr or a traceback's locals
         description="Shared payment-level state: empty keeps it in this process; "
         "redis://[user:password@]host:port/db, or rediss:// for TLS, uses Redis or Valkey.",
     )

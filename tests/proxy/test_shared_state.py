@@ -77,6 +77,7 @@ async def test_settings_name_the_backend_without_its_password() -> None:
     named = Settings(state_url="redis://proxy:s3cret-pass@redis.example:6380/2").state_backend
     assert named == "redis://proxy:***@redis.example:6380/2"
     assert "s3cret" not in named
+    assert "s3cret" not in repr(Settings(state_url="redis://proxy:s3cret-pass@redis:6379/0"))
     with pytest.raises(ValueError, match="redis://"):
         Settings(state_url="http://redis:6379")
 
