@@ -38,6 +38,7 @@ __all__ = [
     "encode_record",
     "encode_window",
     "environment_tag",
+    "idempotency_tag",
     "in_flight_mark",
     "payment_tag",
     "request_tag",
@@ -63,12 +64,20 @@ def payment_tag(key: PaymentKey) -> str:
 
 
 def request_tag(request: AuditedRequest) -> str:
-    """Where a request's idempotency keys and rate windows live: its payment's tag, or, for a
-    call about no single payment, a tag of its API and Merchant-Serial-Number."""
+    """Where a request's rate windows (and, about a payment, its idempotency keys) live: its
+    payment's tag, or, for a call about no single payment, a tag of its API, its
+    Merchant-Serial-Number and its path parameters (a Recurring agreement's, say)."""
     key = payment_key(request)
     if key is not None:
         return payment_tag(key)
-    return _digest("m", request.api, merchant_serial_number(request))
+    params = (f"{k}={v}" for k, v in sorted(request.path_params.items()))
+    return _digest("m", request.api, merchant_serial_number(request), *params)
+
+
+def idempotency_tag(scope: bytes) -> str:
+    """Where an idempotency key of a call about no single payment lives: a key of its own, so
+    that a merchant's agreement drafts do not pile up under one key."""
+    return "i" + scope.hex()
 
 
 def touched_payments(request: AuditedRequest, response: JsonValue) -> list[PaymentKey]:

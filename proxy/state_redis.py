@@ -34,6 +34,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from policies.idempotency import key_scope
 from policies.jsonbody import JsonValue
 from policies.ledger import PaymentRecord
 from policies.model import AuditedRequest, Verdict
@@ -50,6 +51,7 @@ from policies.shared_state import (
     encode_record,
     encode_window,
     environment_tag,
+    idempotency_tag,
     in_flight_mark,
     payment_tag,
     request_tag,
@@ -195,9 +197,14 @@ class RedisState:
         def at_home(prefix: str) -> Callable[[Snapshot, bytes], Field]:
             return lambda snapshot, key: (snapshot.home, prefix + key.hex())
 
+        def idempotency_at(snapshot: Snapshot, scope: bytes) -> Field:
+            if snapshot.payment:
+                return snapshot.home, "i:" + scope.hex()
+            return self.hash_key(idempotency_tag(scope)), "i"
+
         return AuditStores(
             ledger=SharedStore(at_payment(LEDGER), encode_record, decode_record, _judged),
-            idempotency=SharedStore(at_home("i:"), _same, _same),
+            idempotency=SharedStore(idempotency_at, _same, _same),
             rate_limit=SharedStore(at_home("r:"), encode_window, decode_window),
             polling=SharedStore(at_payment(POLL), encode_poll, decode_poll, on_put=_note_created),
             replica=self.replica,
@@ -316,7 +323,9 @@ class RedisState:
     ) -> Verdict:
         """Judge a request on its payment's shared state; if it is to be forwarded, count it
         in the rate windows and its capture or refund in flight, atomically with the judging."""
-        snapshot = Snapshot(self.hash_key(request_tag(request)))
+        snapshot = Snapshot(
+            self.hash_key(request_tag(request)), payment=payment_key(request) is not None
+        )
         use(snapshot)
         async with self._turn(snapshot) as ours:
             if not ours:
@@ -331,14 +340,19 @@ class RedisState:
         evaluate: Callable[[AuditedRequest], Verdict],
         record_forwarded: Callable[[AuditedRequest], None],
     ) -> Verdict:
+        keys = [snapshot.home]
+        scope = key_scope(request) if not snapshot.payment else None
+        if scope is not None:
+            keys.append(self.hash_key(idempotency_tag(scope)))
         try:
-            await self._load(snapshot, [snapshot.home])
+            await self._load(snapshot, keys)
         except StateUnavailable:
             snapshot.available = False
             return evaluate(request)
         marked = in_flight_mark(request, request_id)
         key = payment_key(request)
         verdict: Verdict | None = None
+        only: set[str] | None = None  # after a partial write: the keys still to write
         for _ in range(ATTEMPTS):
             snapshot.begin(self._clock())
             snapshot.judging = marked if key is not None else None
@@ -352,11 +366,13 @@ class RedisState:
             if marked is not None and key is not None:
                 self._hold(snapshot, request, key, *marked)
             try:
-                if not await self._commit(snapshot, None):
-                    return verdict
+                conflicts = await self._commit(snapshot, only)
             except StateUnavailable:
                 snapshot.available = False
                 return verdict
+            if not conflicts:
+                return verdict
+            only = conflicts if only is None else only & conflicts
         self._metrics.state_errors.labels(PAYMENTS, "conflict").inc()
         snapshot.available = False
         return verdict if verdict is not None else evaluate(request)

@@ -63,7 +63,8 @@ class Breaker:
 class Snapshot:
     """One request's view of its payment's shared state, and what the rules changed in it."""
 
-    home: str  # the hash of the request's own payment
+    home: str  # the hash of the request's own payment (or of its merchant, see `payment`)
+    payment: bool = True  # whether the request is about one payment
     now: float = 0.0
     available: bool = True
     hashes: dict[str, dict[str, bytes]] = field(default_factory=dict)

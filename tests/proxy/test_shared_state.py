@@ -28,7 +28,7 @@ from tests.conftest import (
     ProxyFactory,
 )
 from tests.redis_server import RedisServer, free_port
-from tests.samples import EPAYMENT_CAPTURE, EPAYMENT_CREATE, EPAYMENT_GET, Sample
+from tests.samples import EPAYMENT_CAPTURE, EPAYMENT_CREATE, EPAYMENT_GET, RECURRING_CHARGE, Sample
 from tests.standin import Reply, StandIn
 
 JSON = {"Content-Type": "application/json"}
@@ -282,3 +282,36 @@ async def test_concurrent_polls_through_two_proxies_are_all_counted(
             for p in (first, second)
         )
         assert given_up == 0, reason  # judged again often enough, never given up
+
+
+async def test_keys_of_calls_about_no_payment_live_in_keys_of_their_own(
+    make_proxy: ProxyFactory, redis_state: RedisServer, redis: Any
+) -> None:
+    """Recurring charges without an orderId are about no payment the proxy can name before the
+    answer: their rate windows share the agreement's key, each idempotency key has a key of its
+    own (so they do not pile up under one), and reuse with another body is still a conflict."""
+    first = await make_proxy(state_url=redis_state.url, state_timeout_ms=ROOMY_MS)
+    second = await make_proxy(state_url=redis_state.url, state_timeout_ms=ROOMY_MS)
+    body = orjson.loads(RECURRING_CHARGE.body)
+    del body["orderId"]
+
+    def charge(key: str, amount: int) -> Sample:
+        changed = {**body, "amount": amount}
+        return RECURRING_CHARGE.with_body(orjson.dumps(changed)).with_headers(Idempotency_Key=key)
+
+    first.standin.reply(*(Reply(202, b"{}", JSON) for _ in range(2)))
+    assert (await send(first, charge("charge-a", 19900)))[0] == 202
+    assert (await send(second, charge("charge-b", 19900)))[0] == 202
+    status, headers = await send(second, charge("charge-a", 29900))
+    assert status == 409
+    assert headers["Audit-Proxy-Findings"] == "idempotency.key_reused"
+    env = environment_tag(first.state.settings.upstream_base)
+    fields = {
+        key.decode(): sorted(f.decode()[:2] for f in await redis.hkeys(key))
+        for key in await redis.keys(f"vap:v1:{{{env}.*")
+    }
+    own = [k for k, names in fields.items() if names == ["i"]]
+    shared = [k for k, names in fields.items() if names == ["r:", "r:"]]
+    assert len(own) == 2
+    assert len(shared) == 1
+    assert len(fields) == 3
