@@ -27,7 +27,7 @@ from policies.engine import PolicyEngine, PolicyMode
 from policies.jsonbody import JsonValue, Path, splice
 from policies.model import Action, AuditedRequest, Decision, Headers, Verdict, audited_request
 from policies.operations import UNKNOWN
-from policies.payment_audit import PaymentAudit
+from policies.payment_audit import AuditStores, PaymentAudit
 from policies.ratelimit import parse_limits
 from policies.rules import RuleOptions, default_rules
 from policies.state import Clock
@@ -99,14 +99,18 @@ class ManualClock:
         return self.now
 
 
-def build_payment_audit(settings: PolicySettings, clock: Clock | None = None) -> PaymentAudit:
-    """The payment-level audit (ledger, idempotency, rate limits, polling) with bounded state."""
+def build_payment_audit(
+    settings: PolicySettings, clock: Clock | None = None, stores: AuditStores | None = None
+) -> PaymentAudit:
+    """The payment-level audit (ledger, idempotency, rate limits, polling) with bounded state,
+    in this process unless shared `stores` are given."""
     return PaymentAudit(
         clock if clock is not None else ManualClock(),
         max_entries=settings.state_max_entries,
         ttl_seconds=settings.state_ttl_seconds,
         poll_window_seconds=settings.poll_audit_window_seconds,
         limits=parse_limits(settings.rate_limits),
+        stores=stores,
     )
 
 

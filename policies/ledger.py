@@ -211,9 +211,11 @@ def _kind(operation: Operation) -> str:
 class PaymentLedger:
     """Payment figures by `PaymentKey` in a bounded store: rules read it, `observe` moves it."""
 
-    def __init__(self, store: Store[PaymentKey, PaymentRecord]) -> None:
+    def __init__(self, store: Store[PaymentKey, PaymentRecord], replica: str = "") -> None:
         self._store = store
         self._unkeyed = 0
+        # Tells this process's marks of unkeyed operations from another's in a shared store.
+        self._replica = replica
 
     def get(self, key: PaymentKey) -> PaymentRecord | None:
         """The record for `key` (None: an unknown payment); read it, do not change it."""
@@ -263,7 +265,7 @@ class PaymentLedger:
         kind, raw = _kind(request.operation), idempotency_key(request)
         if raw is None:
             self._unkeyed += 1  # nothing to recognise its retry by: a mark of its own
-        mark = f"{kind}:{raw}" if raw is not None else f"{kind}:#{self._unkeyed}"
+        mark = f"{kind}:{raw}" if raw is not None else f"{kind}:#{self._replica}{self._unkeyed}"
         pending = record.pending_refunds if kind == "refund" else record.pending_captures
         if _ok(status):
             pending.pop(mark, None)

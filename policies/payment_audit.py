@@ -28,7 +28,7 @@ from policies.polling import PollingAudit, PollingTooFrequent, PollState, Unpoll
 from policies.ratelimit import DEFAULT_LIMITS, Limit, RateLimitGuard, RateWindow
 from policies.state import BoundedStore, Clock, PaymentKey, Store
 
-__all__ = ["ObserveResult", "PaymentAudit", "StoreStats"]
+__all__ = ["AuditStores", "ObserveResult", "PaymentAudit", "StoreStats", "in_process_stores"]
 
 DEFAULT_MAX_ENTRIES = 100_000
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600.0
@@ -53,6 +53,41 @@ class StoreStats:
     evicted_by_expiry: int
 
 
+@dataclass(frozen=True, slots=True)
+class AuditStores:
+    """The four stores the audit keeps its state in: in-process by default, or shared ones."""
+
+    ledger: Store[PaymentKey, PaymentRecord]
+    idempotency: Store[bytes, bytes]
+    rate_limit: Store[bytes, RateWindow]
+    polling: Store[PaymentKey, PollState]
+    # Unique among the processes sharing the stores (empty for stores of this process alone).
+    replica: str = ""
+
+
+def in_process_stores(
+    clock: Clock,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+    ttl_seconds: float = DEFAULT_TTL_SECONDS,
+    poll_window_seconds: float = DEFAULT_POLL_WINDOW_SECONDS,
+    limits: Mapping[str, Limit] = DEFAULT_LIMITS,
+) -> AuditStores:
+    """Bounded stores in this process: each replica sees only the traffic through itself."""
+    longest_window = max((limit.window_seconds for limit in limits.values()), default=60.0)
+    # A window outlives its last request by the longest limit window: then it is empty.
+    # A poll record must outlive the polling window, so that `due` still finds it.
+    return AuditStores(
+        ledger=BoundedStore(clock, max_entries=max_entries, ttl_seconds=ttl_seconds),
+        idempotency=BoundedStore(clock, max_entries=max_entries, ttl_seconds=ttl_seconds),
+        rate_limit=BoundedStore(
+            clock, max_entries=max_entries, ttl_seconds=max(longest_window, 60.0)
+        ),
+        polling=BoundedStore(
+            clock, max_entries=max_entries, ttl_seconds=2 * poll_window_seconds + 60.0
+        ),
+    )
+
+
 class PaymentAudit:
     """The ledger, idempotency, rate-limit and polling audit, sharing one clock and one budget."""
 
@@ -63,24 +98,17 @@ class PaymentAudit:
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         poll_window_seconds: float = DEFAULT_POLL_WINDOW_SECONDS,
         limits: Mapping[str, Limit] = DEFAULT_LIMITS,
+        *,
+        stores: AuditStores | None = None,
     ) -> None:
         self._clock = clock
-        longest_window = max((limit.window_seconds for limit in limits.values()), default=60.0)
-        self._ledger_store: BoundedStore[PaymentKey, PaymentRecord] = BoundedStore(
-            clock, max_entries=max_entries, ttl_seconds=ttl_seconds
-        )
-        self._key_store: BoundedStore[bytes, bytes] = BoundedStore(
-            clock, max_entries=max_entries, ttl_seconds=ttl_seconds
-        )
-        # A window outlives its last request by the longest limit window: then it is empty.
-        self._rate_store: BoundedStore[bytes, RateWindow] = BoundedStore(
-            clock, max_entries=max_entries, ttl_seconds=max(longest_window, 60.0)
-        )
-        # A poll record must outlive the polling window, so that `due` still finds it.
-        self._poll_store: BoundedStore[PaymentKey, PollState] = BoundedStore(
-            clock, max_entries=max_entries, ttl_seconds=2 * poll_window_seconds + 60.0
-        )
-        self.ledger = PaymentLedger(self._ledger_store)
+        if stores is None:
+            stores = in_process_stores(clock, max_entries, ttl_seconds, poll_window_seconds, limits)
+        self._ledger_store = stores.ledger
+        self._key_store = stores.idempotency
+        self._rate_store = stores.rate_limit
+        self._poll_store = stores.polling
+        self.ledger = PaymentLedger(self._ledger_store, stores.replica)
         self.idempotency = IdempotencyKeyReuse(self._key_store)
         self.rate_limits = RateLimitGuard(clock, self._rate_store, limits)
         self.polling = PollingAudit(

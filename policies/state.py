@@ -3,7 +3,8 @@
 Every piece of state the proxy keeps about payments (ledger, idempotency keys, request rates,
 polls) lives in a `BoundedStore`: a map with a time to live per entry and a cap on the number
 of entries, so memory stays flat however many payments pass through. The rules use it through
-the small `Store` protocol, so a shared store (Redis, for several replicas) can back them later.
+the small `Store` protocol, so a shared store can back them: `proxy.state_redis` (Redis, for
+several replicas) does, over a snapshot of each request's payment.
 `payment_key` says which payment a request is about, the same way for every rule.
 
 Time is injected as a `Clock` (monotonic seconds), so tests drive it with a fake clock.

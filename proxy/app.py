@@ -27,7 +27,8 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from policies import checker
 from policies.engine import PolicyEngine
-from policies.payment_audit import PaymentAudit
+from policies.payment_audit import AuditStores, PaymentAudit
+from policies.polling import Unpolled
 from policies.state import Clock
 from proxy import __version__
 from proxy.audit import AuditLog, Sink, stdout_sink
@@ -36,6 +37,7 @@ from proxy.dashboard import install_dashboard
 from proxy.drain import Budget, Drain
 from proxy.handler import ProxyHandler
 from proxy.metrics import ProxyMetrics, StateCollector
+from proxy.state_redis import RedisState
 from proxy.upstream import Upstream
 
 
@@ -61,14 +63,19 @@ class ProxyState:
     lifecycle: Lifecycle
     payments: PaymentAudit
     drain: Drain
+    # The shared payment-level state (VIPPS_PROXY_STATE_URL); None keeps it in this process.
+    shared: RedisState | None = None
 
 
 STATE = web.AppKey("state", ProxyState)
 
 
-def build_payment_audit(settings: Settings, clock: Clock = time.monotonic) -> PaymentAudit:
-    """The payment-level audit (ledger, idempotency, rate limits, polling) with bounded state."""
-    return checker.build_payment_audit(settings, clock)
+def build_payment_audit(
+    settings: Settings, clock: Clock = time.monotonic, stores: AuditStores | None = None
+) -> PaymentAudit:
+    """The payment-level audit (ledger, idempotency, rate limits, polling) with bounded state,
+    in this process unless shared `stores` are given."""
+    return checker.build_payment_audit(settings, clock, stores)
 
 
 def build_engine(settings: Settings, payments: PaymentAudit) -> PolicyEngine:
@@ -86,27 +93,41 @@ def build_state(
     engine: PolicyEngine | None = None,
     sink: Sink = stdout_sink,
     clock: Clock = time.monotonic,
+    wall_clock: Clock = time.time,
 ) -> ProxyState:
-    """Build the shared state; tests pass their own registry, engine, audit sink and clock."""
+    """Build the shared state; tests pass their own registry, engine, audit sink and clock.
+
+    With `VIPPS_PROXY_STATE_URL` set, the payment-level state lives in Redis and its times are
+    `wall_clock` seconds (replicas compare them); otherwise in this process, on `clock`.
+    """
     registry = registry if registry is not None else CollectorRegistry()
-    payments = build_payment_audit(settings, clock)
-    registry.register(StateCollector(payments.stats))
+    metrics = ProxyMetrics(registry, __version__)
+    shared = RedisState(settings, metrics, wall_clock=wall_clock) if settings.state_url else None
+    if shared is None:
+        payments = build_payment_audit(settings, clock)
+        registry.register(StateCollector(payments.stats))
+    else:
+        payments = build_payment_audit(settings, wall_clock, shared.stores())
     return ProxyState(
         settings=settings,
         registry=registry,
-        metrics=ProxyMetrics(registry, __version__),
+        metrics=metrics,
         audit=AuditLog(sink, settings.log_level),
         engine=engine if engine is not None else build_engine(settings, payments),
         upstream=Upstream(settings),
         lifecycle=Lifecycle(),
         payments=payments,
         drain=Drain(grace=settings.shutdown_grace_seconds),
+        shared=shared,
     )
 
 
-def report_unpolled(state: ProxyState) -> int:
-    """Log and count the payments never polled within the window; returns how many."""
-    due = state.payments.due_unpolled()
+def report_unpolled(state: ProxyState, due: list[Unpolled] | None = None) -> int:
+    """Log and count the payments never polled within the window; returns how many.
+
+    `due` is what the shared state handed this replica; None asks the in-process audit.
+    """
+    due = state.payments.due_unpolled() if due is None else due
     for payment in due:
         state.metrics.payments_unpolled.labels(payment.api).inc()
         state.audit.write(
@@ -142,6 +163,7 @@ def create_app(settings: Settings, state: ProxyState | None = None) -> web.Appli
         log_body_max_bytes=settings.log_body_max_bytes,
         max_body_bytes=settings.max_body_bytes,
         drain=state.drain,
+        shared=state.shared,
     )
     app.router.add_route("*", "/{tail:.*}", handler.handle)
 
@@ -157,7 +179,8 @@ def create_app(settings: Settings, state: ProxyState | None = None) -> web.Appli
         async def watch() -> None:
             while True:
                 await asyncio.sleep(interval)
-                report_unpolled(state)
+                shared = state.shared
+                report_unpolled(state, await shared.due_unpolled() if shared else None)
 
         task = asyncio.create_task(watch())
         yield
@@ -165,8 +188,14 @@ def create_app(settings: Settings, state: ProxyState | None = None) -> web.Appli
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    async def shared_state(app: web.Application) -> AsyncIterator[None]:
+        yield
+        if state.shared is not None:
+            await state.shared.close()
+
     app.cleanup_ctx.append(upstream_session)
     app.cleanup_ctx.append(unpolled_watch)
+    app.cleanup_ctx.append(shared_state)
     return app
 
 
@@ -297,10 +326,14 @@ async def serve(settings: Settings, state: ProxyState | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lifecycle.stopped.set)
     lifecycle.ready = True
+    # Unreachable state is no reason not to serve: the payment-level rules fail open.
+    reachable = await state.shared.ping() if state.shared is not None else True
     state.audit.write(
         "info",
         "started",
         {
+            "state": settings.state_backend,
+            "state_reachable": reachable,
             "listen": f"{settings.listen_host}:{settings.listen_port}",
             "admin": f"{settings.admin_host}:{settings.admin_port}",
             "upstream": settings.upstream_base,

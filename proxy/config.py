@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
 from pydantic import (
@@ -99,6 +100,15 @@ class Settings(BaseSettings):
         default=True,
         description="An unknown VIPPS_PROXY_* variable stops start-up (false: only a warning).",
     )
+    state_url: str = Field(
+        default="",
+        repr=False,  # may carry a password: never in a repr or a traceback's locals
+        description="Shared payment-level state: empty keeps it in this process; "
+        "redis://[user:password@]host:port/db, or rediss:// for TLS, uses Redis or Valkey.",
+    )
+    state_timeout_ms: int = Field(
+        default=50, ge=1, le=5000, description="The most one round trip to the state may take."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -135,6 +145,42 @@ class Settings(BaseSettings):
             # Vipps authenticates with headers; a password here would end up in logs.
             raise ValueError("must not carry a user name or password")
         return value
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss"):
+            # The value is not echoed: it may carry a password.
+            raise ValueError("must start with redis:// or rediss:// (TLS), or be empty")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is no number
+        except ValueError:
+            raise ValueError("has a port that is not a number") from None
+        if not parts.hostname:
+            raise ValueError("must name a host, e.g. redis://redis:6379/0")
+        if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise ValueError("must end with a database number (/0), if any")
+        return value
+
+    @property
+    def state_backend(self) -> str:
+        """The state backend as the start-up line names it: the URL without its password."""
+        if not self.state_url:
+            return "in-process"
+        parts = urlsplit(self.state_url)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        if parts.username:
+            netloc = f"{parts.username}:***@{netloc}"
+        elif parts.password:
+            netloc = f":***@{netloc}"
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
     @property
     def upstream_base(self) -> str:

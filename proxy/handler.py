@@ -22,7 +22,7 @@ from policies.errors import ErrorDocument, render_block, vipps_error_code, vipps
 from policies.jsonbody import JsonValue
 from policies.model import AuditedRequest, Finding, Headers, Outcome, Verdict, audited_request
 from policies.operations import UNKNOWN, Operation, identify
-from policies.payment_audit import PaymentAudit
+from policies.payment_audit import ObserveResult, PaymentAudit
 from policies.ratelimit import RATE_LIMIT_RULE
 from policies.redaction import SECRET_FIELDS, mask_text, redact_query, scrub, scrub_record
 from proxy.audit import AuditLog, Record, error_body, finding_records, level_for_status
@@ -38,6 +38,7 @@ from proxy.problem import (
     UpstreamError,
     render_problem,
 )
+from proxy.state_redis import RedisState
 from proxy.upstream import Upstream, UpstreamResponse, end_to_end
 
 FINDINGS_HEADER = "Audit-Proxy-Findings"
@@ -129,6 +130,10 @@ def _masked(finding: Finding) -> Finding:
     return dataclasses.replace(finding, field=mask_text(finding.field), value=value)
 
 
+def _retry_after(answer: UpstreamResponse) -> str | None:
+    return next((v for k, v in answer.headers if k.lower() == "retry-after"), None)
+
+
 def _json_response(status: int, content_type: str, body: bytes) -> web.Response:
     return web.Response(status=status, body=body, headers={"Content-Type": content_type})
 
@@ -147,6 +152,7 @@ class ProxyHandler:
         log_body_max_bytes: int,
         max_body_bytes: int,
         drain: Drain | None = None,
+        shared: RedisState | None = None,
     ) -> None:
         self._engine = engine
         self._upstream = upstream
@@ -156,6 +162,7 @@ class ProxyHandler:
         self._log_body_max = log_body_max_bytes
         self._max_body = max_body_bytes
         self._drain = drain if drain is not None else Drain()
+        self._shared = shared
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -241,7 +248,13 @@ class ProxyHandler:
             judged = decode_body(body, encoding, self._max_body)
         audited = audited_request(request.method, path, headers, judged, query)
         exchange.operation = audited.operation
-        verdict = self._engine.evaluate(audited)
+        if self._shared is not None and audited.operation is not UNKNOWN:
+            # Judged on the payment's shared state; counted in it if it is to be forwarded.
+            verdict = await self._shared.admit(
+                audited, exchange.request_id, self._engine.evaluate, self._payments.record_forwarded
+            )
+        else:
+            verdict = self._engine.evaluate(audited)
         exchange.verdict = verdict
         if verdict.blocked:
             return self._block_response(audited, verdict, exchange)
@@ -293,7 +306,7 @@ class ProxyHandler:
             # A repair of a compressed body is sent compressed again, in the same coding.
             body = encode_body(verdict.body, audited.headers.get("Content-Encoding") or "")
         catalogued = audited.operation is not UNKNOWN
-        if catalogued:
+        if catalogued and self._shared is None:
             self._payments.record_forwarded(audited)
         sent = time.perf_counter()
         exchange.forwarded = True
@@ -311,15 +324,20 @@ class ProxyHandler:
             exchange.upstream_seconds = time.perf_counter() - sent
             if catalogued:
                 # No answer: the payment-level state stays conservative about this request.
-                self._payments.observe(audited, None)
+                await self._observe(audited, exchange, None)
             raise
         exchange.upstream_seconds = time.perf_counter() - sent
         parsed = _parse_json(answer) if catalogued or answer.status >= 400 else None
         if answer.status >= 400:
             exchange.vipps_error_code = vipps_error_code(parsed)
             exchange.upstream_trace_id = vipps_trace_id(parsed)
-        if catalogued:
+        if catalogued and self._shared is None:
             self._learn(audited, answer, parsed, exchange)
+        elif catalogued:
+            learnt = await self._observe(
+                audited, exchange, answer.status, parsed, _retry_after(answer)
+            )
+            self._learn(audited, answer, parsed, exchange, learnt)
         response = web.Response(status=answer.status, reason=answer.reason, body=answer.body)
         response.headers.clear()
         response.headers.extend(CIMultiDict(answer.headers))
@@ -327,16 +345,38 @@ class ProxyHandler:
             response.headers[FINDINGS_HEADER] = ",".join(verdict.rule_codes)
         return response
 
+    async def _observe(
+        self,
+        audited: AuditedRequest,
+        exchange: Exchange,
+        status: int | None,
+        parsed: JsonValue = None,
+        retry_after: str | None = None,
+    ) -> ObserveResult:
+        """The payment audit learns from an answer (None: none came), on the shared state if any."""
+
+        def observe() -> ObserveResult:
+            return self._payments.observe(audited, status, parsed, retry_after=retry_after)
+
+        if self._shared is None:
+            return observe()
+        return await self._shared.learn(audited, parsed, exchange.request_id, observe)
+
     def _learn(
         self,
         audited: AuditedRequest,
         answer: UpstreamResponse,
         parsed: JsonValue,
         exchange: Exchange,
+        result: ObserveResult | None = None,
     ) -> None:
-        """Let the payment-level audit learn from Vipps' answer; count retries and 429s."""
-        retry_after = next((v for k, v in answer.headers if k.lower() == "retry-after"), None)
-        result = self._payments.observe(audited, answer.status, parsed, retry_after=retry_after)
+        """Let the payment-level audit learn from Vipps' answer; count retries and 429s.
+
+        `result` is what the shared state already learnt; None learns it here, in-process.
+        """
+        retry_after = _retry_after(answer)
+        if result is None:
+            result = self._payments.observe(audited, answer.status, parsed, retry_after=retry_after)
         op = audited.operation
         if result.retry:
             self._metrics.idempotent_retries.labels(op.api, op.name).inc()

@@ -24,6 +24,11 @@ _PROXY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
 
+# A state round trip on a local network takes well under a millisecond; the timeout is 50 ms.
+_STATE_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+)  # fmt: skip
+
 # Vipps error codes are short: ePayment "4040", eCom "81", Checkout "Validation-00001",
 # Recurring "charge-amount-too-high". A long digit run is no code (it could be a phone number).
 _ERROR_CODE = re.compile(r"^(?:\d{1,6}|[A-Za-z][A-Za-z0-9._-]{0,39})$")
@@ -122,6 +127,20 @@ class ProxyMetrics:
             registry=registry,
         )
         self.build_info.labels(version=version, python=platform.python_version()).set(1)
+        self.state_errors = Counter(
+            "vipps_proxy_state_errors",
+            "Shared-state round trips that failed or were skipped, so the payment-level rules"
+            " ran without state (fail open); by store and reason.",
+            ["store", "reason"],
+            registry=registry,
+        )
+        self.state_duration = Histogram(
+            "vipps_proxy_state_duration_seconds",
+            "Round trips to the shared state (Redis), by operation.",
+            ["operation"],
+            buckets=_STATE_BUCKETS,
+            registry=registry,
+        )
         self._error_codes_seen: set[str] = set()
         # `labels()` validates and locks on every call; every request needs the same few
         # children again, so they are kept (their labels are bounded, so are these maps).

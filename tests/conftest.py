@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ from policies.engine import PolicyEngine, PolicyMode
 from policies.model import Rule
 from proxy.app import ProxyState, build_state, create_admin_app, create_app
 from proxy.config import Settings
+from tests.redis_server import RedisServer, redis_server
 from tests.samples import BEARER
 from tests.standin import StandIn
 
@@ -128,3 +129,18 @@ async def proxy(make_proxy: ProxyFactory) -> Proxy:
 async def admin_client(aiohttp_client: AiohttpClient, proxy: Proxy) -> TestClient[Any, Any]:
     """The admin application of `proxy`, on its own loopback port."""
     return await aiohttp_client(create_admin_app(proxy.state))
+
+
+@pytest.fixture(scope="session")
+def redis_session() -> Iterator[RedisServer]:
+    """One redis-server for the whole run (each test's upstream port separates its keys)."""
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_state(redis_session: RedisServer) -> RedisServer:
+    """The session's redis-server, emptied for this test: an upstream port reused by a later
+    test would otherwise find an earlier test's payments under the same keys."""
+    redis_session.flush()
+    return redis_session

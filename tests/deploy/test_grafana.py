@@ -91,6 +91,8 @@ def test_dashboard_shows_what_on_call_needs(dashboard: dict[str, Any]) -> None:
         "Build info": "vipps_proxy_build_info",
         "Rate-limited by Vipps (429)": 'code="429"',
         "Rule errors": "vipps_proxy_rule_errors_total",
+        "Shared state errors and round trips": "vipps_proxy_state_errors_total",
+        "Shared state round-trip latency p50/p99": "vipps_proxy_state_duration_seconds_bucket",
     }
     for title, metric in needed.items():
         assert metric in exprs.get(title, ""), title

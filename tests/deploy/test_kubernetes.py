@@ -369,3 +369,95 @@ async def test_rendered_env_starts_under_strict_settings(
     assert running.process.returncode == 0
     assert b"unknown_setting" not in running.stdout
     assert running.stderr == b""
+
+
+STATE_COMPONENT = KUBERNETES / "shared-state"
+
+
+def with_state_component(tmp_path: Path) -> Path:
+    """A kustomization that enables the shared-state component on the base."""
+    overlay = tmp_path / "state-overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        f"resources: [{os.path.relpath(KUBERNETES, overlay)}]\n"
+        f"components: [{os.path.relpath(STATE_COMPONENT, overlay)}]\n",
+        encoding="utf-8",
+    )
+    return overlay
+
+
+def test_state_component_passes_kubernetes_validate_strict(
+    kubernetes_validate: str, kubectl: str, tmp_path: Path
+) -> None:
+    """The base with the shared-state component renders to valid manifests, unknown fields
+    rejected, for the oldest Kubernetes the example supports."""
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(kustomize(kubectl, with_state_component(tmp_path)), encoding="utf-8")
+    result = subprocess.run(
+        [kubernetes_validate, "--strict", "-k", OLDEST_KUBERNETES, str(rendered)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARN" not in result.stdout + result.stderr
+    assert result.stdout.count("passed") == 6  # ConfigMap, 2 Services, 2 Deployments, policy
+
+
+def test_state_component_adds_the_store_and_points_the_sidecar_at_it(
+    kubectl: str, tmp_path: Path, proxy_env: dict[str, str]
+) -> None:
+    """Valkey, its Service and NetworkPolicy are added; the sidecar's ConfigMap gains the state
+    settings (a valid URL naming that Service), everything else stays as in the base."""
+    base = load_yaml_documents(kustomize(kubectl, KUBERNETES))
+    combined = load_yaml_documents(kustomize(kubectl, with_state_component(tmp_path)))
+    named = {(d["kind"], d["metadata"]["name"]) for d in base if d["kind"] != "ConfigMap"}
+    added = sorted(
+        (d["kind"], d["metadata"]["name"])
+        for d in combined
+        if d["kind"] != "ConfigMap" and (d["kind"], d["metadata"]["name"]) not in named
+    )
+    assert added == [
+        ("Deployment", "vipps-audit-proxy-state"),
+        ("NetworkPolicy", "vipps-audit-proxy-state"),
+        ("Service", "vipps-audit-proxy-state"),
+    ]
+    (configmap,) = [d for d in combined if d["kind"] == "ConfigMap"]
+    state = read_env_file(STATE_COMPONENT / "state.env")
+    assert configmap["data"] == {**proxy_env, **state}
+    settings = Settings.model_validate(
+        {k.removeprefix("VIPPS_PROXY_").lower(): v for k, v in configmap["data"].items()}
+    )
+    assert settings.state_backend == "redis://vipps-audit-proxy-state:6379/0"
+    (service,) = [
+        d for d in combined if d["kind"] == "Service" and "state" in d["metadata"]["name"]
+    ]
+    assert service["spec"]["ports"][0]["port"] == 6379
+    (deployment,) = [
+        d for d in combined if d["kind"] == "Deployment" and d["metadata"]["name"] == "merchant-app"
+    ]
+    sidecar = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    assert sidecar["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
+
+
+def test_state_store_is_restricted_and_reachable_only_from_the_app(tmp_path: Path) -> None:
+    """The store's container meets the restricted standard, keeps nothing on disk, and only the
+    merchant app's pods may connect to it."""
+    documents = load_yaml_documents((STATE_COMPONENT / "redis.yaml").read_text(encoding="utf-8"))
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["args"][:4] == ["--save", "", "--appendonly", "no"]
+    policy = load_yaml(STATE_COMPONENT / "networkpolicy.yaml")
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "merchant-app"}}}
+    ]

@@ -5,16 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry, generate_latest
 
 from proxy.app import build_state, create_app, report_unpolled
 from proxy.config import Settings
-from tests.conftest import MERCHANT_HEADERS, AiohttpClient, LogLines, Proxy
+from tests.conftest import MERCHANT_HEADERS, AiohttpClient, LogLines, Proxy, ProxyFactory
+from tests.redis_server import RedisServer
 from tests.samples import EPAYMENT_CAPTURE, EPAYMENT_CREATE, EPAYMENT_GET, EPAYMENT_REFUND, Sample
 from tests.standin import Reply, StandIn
 
 JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(params=["in-process", "redis"])
+async def proxy(request: pytest.FixtureRequest, make_proxy: ProxyFactory) -> Proxy:
+    """The proxy with its default rules, its payment-level state in-process or on Redis."""
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_state")
+        # A roomy timeout: these tests are about the rules, not about a loaded machine's Redis.
+        return await make_proxy(state_url=server.url, state_timeout_ms=1000)
+    return await make_proxy()
 
 
 def aggregate(authorized: int, captured: int = 0, refunded: int = 0) -> bytes:
