@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from policies.checker import Checker, CheckSettings, check
-    from policies.model import Decision, Finding, Outcome
+    from policies.core.model import Decision, Finding, Outcome
 
 __all__ = ["CheckSettings", "Checker", "Decision", "Finding", "Outcome", "check"]
 
@@ -22,9 +22,9 @@ _HOMES = {
     "CheckSettings": "policies.checker",
     "Checker": "policies.checker",
     "check": "policies.checker",
-    "Decision": "policies.model",
-    "Finding": "policies.model",
-    "Outcome": "policies.model",
+    "Decision": "policies.core.model",
+    "Finding": "policies.core.model",
+    "Outcome": "policies.core.model",
 }
 
 

@@ -23,14 +23,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from policies.engine import PolicyEngine, PolicyMode
-from policies.jsonbody import JsonValue, Path, splice
-from policies.model import Action, AuditedRequest, Decision, Headers, Verdict, audited_request
-from policies.operations import UNKNOWN
-from policies.payment_audit import AuditStores, PaymentAudit
-from policies.ratelimit import parse_limits
-from policies.rules import RuleOptions, default_rules
-from policies.state import Clock
+from policies.audit.payment_audit import AuditStores, PaymentAudit
+from policies.audit.ratelimit import parse_limits
+from policies.audit.state import Clock
+from policies.catalogue.operations import UNKNOWN
+from policies.core.engine import PolicyEngine, PolicyMode
+from policies.core.jsonbody import JsonValue, Path, splice
+from policies.core.model import Action, AuditedRequest, Decision, Headers, Verdict, audited_request
+from policies.rules.listing import RuleOptions, default_rules
 
 __all__ = [
     "DEFAULT_AMOUNT_BOUNDS",

@@ -26,10 +26,10 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from policies import checker
-from policies.engine import PolicyEngine
-from policies.payment_audit import AuditStores, PaymentAudit
-from policies.polling import Unpolled
-from policies.state import Clock
+from policies.audit.payment_audit import AuditStores, PaymentAudit
+from policies.audit.polling import Unpolled
+from policies.audit.state import Clock
+from policies.core.engine import PolicyEngine
 from proxy import __version__
 from proxy.audit import AuditLog, Sink, stdout_sink
 from proxy.config import Settings, StartupError

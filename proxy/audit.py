@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from policies.jsonbody import JsonValue
-from policies.model import Decision
-from policies.redaction import mask_text, redact_json
+from policies.core.jsonbody import JsonValue
+from policies.core.model import Decision
+from policies.core.redaction import mask_text, redact_json
 
 Sink = Callable[[bytes], None]
 Record = dict[str, Any]

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from policies.operations import OPERATIONS, UNKNOWN, identify
+from policies.catalogue.operations import OPERATIONS, UNKNOWN, identify
 
 Kind = Literal["har", "http", "jsonl"]
 STDIN = "-"

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import orjson
 
-from policies.model import Action, Outcome, Rule, Verdict
-from policies.operations import Operation
+from policies.catalogue.operations import Operation
+from policies.core.model import Action, Outcome, Rule, Verdict
 from proxy import __version__
 from proxy.check_inputs import Location, SavedRequest
 

@@ -15,11 +15,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from policies.audit.ratelimit import parse_limits
+from policies.catalogue.operations import OPERATIONS
 from policies.checker import Checker
-from policies.engine import PolicyConfigError
-from policies.model import audited_request
-from policies.operations import OPERATIONS
-from policies.ratelimit import parse_limits
+from policies.core.engine import PolicyConfigError
+from policies.core.model import audited_request
 from proxy import __version__
 from proxy.check_inputs import (
     STDIN,

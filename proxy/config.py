@@ -21,10 +21,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from policies.amounts import parse_bounds
-from policies.engine import PolicyMode
-from policies.model import Action
-from policies.ratelimit import parse_limits
+from policies.audit.ratelimit import parse_limits
+from policies.core.engine import PolicyMode
+from policies.core.model import Action
+from policies.rules.amounts import parse_bounds
 
 ENV_PREFIX = "VIPPS_PROXY_"
 
@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     admin_port: int = Field(default=9180, ge=1, le=65535)
     upstream_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     upstream_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
-    # Above `policies.body_limits.LARGEST_DOCUMENTED_BODY` (5.3 MiB): a limit is a block too.
+    # Above `policies.catalogue.body_limits.LARGEST_DOCUMENTED_BODY` (5.3 MiB): a limit is a block
+    # too.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from policies.redaction import mask_text
+from policies.core.redaction import mask_text
 from proxy.audit import AuditLog, Record
 from proxy.dashboard_page import CONTENT_SECURITY_POLICY, PAGE
 from proxy.grading import RuleGrades

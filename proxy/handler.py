@@ -1,7 +1,7 @@
 """The proxy handler: identify, evaluate, then block locally or forward byte-for-byte.
 
 Only I/O and bookkeeping live here; what a Vipps request should look like is the policy
-engine's business, and Vipps' error shapes are rendered by `policies.errors`.
+engine's business, and Vipps' error shapes are rendered by `policies.core.errors`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from policies.engine import PolicyEngine
-from policies.errors import ErrorDocument, render_block, vipps_error_code, vipps_trace_id
-from policies.jsonbody import JsonValue
-from policies.model import AuditedRequest, Finding, Headers, Outcome, Verdict, audited_request
-from policies.operations import UNKNOWN, Operation, identify
-from policies.payment_audit import ObserveResult, PaymentAudit
-from policies.ratelimit import RATE_LIMIT_RULE
-from policies.redaction import SECRET_FIELDS, mask_text, redact_query, scrub, scrub_record
+from policies.audit.payment_audit import ObserveResult, PaymentAudit
+from policies.audit.ratelimit import RATE_LIMIT_RULE
+from policies.catalogue.operations import UNKNOWN, Operation, identify
+from policies.core.engine import PolicyEngine
+from policies.core.errors import ErrorDocument, render_block, vipps_error_code, vipps_trace_id
+from policies.core.jsonbody import JsonValue
+from policies.core.model import AuditedRequest, Finding, Headers, Outcome, Verdict, audited_request
+from policies.core.redaction import SECRET_FIELDS, mask_text, redact_query, scrub, scrub_record
 from proxy.audit import AuditLog, Record, error_body, finding_records, level_for_status
 from proxy.content_coding import decode_body, encode_body
 from proxy.drain import Drain

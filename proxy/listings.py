@@ -14,10 +14,10 @@ from typing import Generic, TypeVar
 import orjson
 from pydantic import SecretStr
 
-from policies.engine import PolicyEngine, PolicyMode
-from policies.model import Action, Condition, Rule
-from policies.operations import OPERATIONS, Operation
-from policies.ratelimit import DEFAULT_LIMITS, Limit, describe_per
+from policies.audit.ratelimit import DEFAULT_LIMITS, Limit, describe_per
+from policies.catalogue.operations import OPERATIONS, Operation
+from policies.core.engine import PolicyEngine, PolicyMode
+from policies.core.model import Action, Condition, Rule
 from proxy.config import ENV_PREFIX, Settings
 
 Row = TypeVar("Row")

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from policies.payment_audit import StoreStats
+from policies.audit.payment_audit import StoreStats
 
 # Payment calls take tens to hundreds of milliseconds at Vipps; the proxy's own share is far
 # below a millisecond. The buckets resolve both ends.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from policies.operations import identify
+from policies.catalogue.operations import identify
 
 JSON = "application/json"
 

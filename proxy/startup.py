@@ -13,7 +13,7 @@ import sys
 from collections.abc import Coroutine, Mapping
 from typing import Any, TextIO
 
-from policies.engine import PolicyConfigError
+from policies.core.engine import PolicyConfigError
 from proxy.app import build_state, process_registry, serve
 from proxy.audit import quiet_server_logs
 from proxy.config import ConfigError, StartupError, check_unknown, load_settings, unknown_settings

@@ -34,13 +34,11 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from policies.idempotency import key_scope
-from policies.jsonbody import JsonValue
-from policies.ledger import PaymentRecord
-from policies.model import AuditedRequest, Verdict
-from policies.payment_audit import AuditStores, ObserveResult
-from policies.polling import PollState, Unpolled
-from policies.shared_state import (
+from policies.audit.idempotency import key_scope
+from policies.audit.ledger import PaymentRecord
+from policies.audit.payment_audit import AuditStores, ObserveResult
+from policies.audit.polling import PollState, Unpolled
+from policies.audit.shared_state import (
     add_in_flight,
     decode_in_flight,
     decode_poll,
@@ -58,7 +56,9 @@ from policies.shared_state import (
     touched_payments,
     with_in_flight,
 )
-from policies.state import Clock, PaymentKey, payment_key
+from policies.audit.state import Clock, PaymentKey, payment_key
+from policies.core.jsonbody import JsonValue
+from policies.core.model import AuditedRequest, Verdict
 from proxy.config import Settings
 from proxy.metrics import ProxyMetrics
 from proxy.state_snapshot import Breaker, Field, SharedStore, Snapshot, Turn, current, use

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
 
-from policies.polling import PollState
-from policies.state import Clock, Evictions, PaymentKey
+from policies.audit.polling import PollState
+from policies.audit.state import Clock, Evictions, PaymentKey
 
 __all__ = ["Breaker", "Field", "SharedStore", "Snapshot", "Turn", "current", "use"]
 

@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from policies.engine import PolicyEngine, PolicyMode
-from policies.model import Rule
+from policies.core.engine import PolicyEngine, PolicyMode
+from policies.core.model import Rule
 from proxy.app import ProxyState, build_state, create_admin_app, create_app
 from proxy.config import Settings
 from tests.redis_server import RedisServer, redis_server

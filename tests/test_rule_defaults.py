@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from policies.model import Action, Rule
-from policies.payment_audit import PaymentAudit
-from policies.rules import default_rules
+from policies.audit.payment_audit import PaymentAudit
+from policies.core.model import Action, Rule
+from policies.rules.listing import default_rules
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # Findings the README lists in the rules table that come from the payment-level audit's

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from policies.engine import PolicyEngine
-from policies.model import Outcome, audited_request
-from policies.rules import RuleOptions, default_rules
+from policies.core.engine import PolicyEngine
+from policies.core.model import Outcome, audited_request
+from policies.rules.listing import RuleOptions, default_rules
 from tests.samples import VALID, Sample
 
 

@@ -58,9 +58,9 @@ def _is(name: str, file_end: str) -> Callable[[Frame], bool]:
 STAGES: tuple[tuple[str, Callable[[Frame], bool]], ...] = (
     ("ProxyHandler.handle (everything in the handler)", _is("handle", "proxy/handler.py")),
     ("  request.read (body from aiohttp)", _is("read", "aiohttp/web_request.py")),
-    ("  audited_request (identify + JSON parse)", _is("audited_request", "policies/model.py")),
-    ("    parse_body (JSON parse)", _is("parse_body", "policies/jsonbody.py")),
-    ("  PolicyEngine.evaluate (rules)", _is("evaluate", "policies/engine.py")),
+    ("  audited_request (identify + JSON parse)", _is("audited_request", "policies/core/model.py")),
+    ("    parse_body (JSON parse)", _is("parse_body", "policies/core/jsonbody.py")),
+    ("  PolicyEngine.evaluate (rules)", _is("evaluate", "policies/core/engine.py")),
     ("  ProxyHandler._record (metrics + audit log)", _is("_record", "proxy/handler.py")),
     ("    prometheus_client", lambda f: "prometheus_client/" in f.file),
     ("    AuditLog.write (audit log line)", _is("write", "proxy/audit.py")),

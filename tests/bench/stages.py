@@ -38,8 +38,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry
 
-from policies.engine import PolicyEngine
-from policies.model import AuditedRequest, Headers, Rule, Verdict, audited_request
+from policies.core.engine import PolicyEngine
+from policies.core.model import AuditedRequest, Headers, Rule, Verdict, audited_request
 from proxy.app import build_state, create_app
 from proxy.config import Settings
 from proxy.handler import Exchange, ProxyHandler

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from policies.operations import OPERATIONS
-from policies.ratelimit import DEFAULT_LIMITS
+from policies.audit.ratelimit import DEFAULT_LIMITS
+from policies.catalogue.operations import OPERATIONS
 from proxy import __version__
 from proxy.config import Settings
 from proxy.listings import REDACTED, setting_rows

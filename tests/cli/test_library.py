@@ -8,8 +8,8 @@ import pytest
 
 import policies
 from policies import Checker, CheckSettings, Outcome, check
-from policies.engine import PolicyConfigError, PolicyMode
-from policies.model import Action, audited_request
+from policies.core.engine import PolicyConfigError, PolicyMode
+from policies.core.model import Action, audited_request
 from proxy.app import build_engine, build_payment_audit
 from proxy.config import Settings
 from tests.samples import EPAYMENT_CAPTURE, EPAYMENT_CREATE, EPAYMENT_CREATE_PLAIN, VALID, Sample

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from policies.errors import BLOCKED_TYPE
+from policies.core.errors import BLOCKED_TYPE
 from tests.fidelity.corpus import Row, load_rows
 from tests.hardening.process import ProxyProcess, proxy_process
 from tests.hardening.wire import LOOPBACK, RawResponse, exchange

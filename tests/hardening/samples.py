@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 
-from policies.operations import OPERATIONS, Operation
+from policies.catalogue.operations import OPERATIONS, Operation
 from tests.samples import BEARER
 
 # A Norwegian mobile number, in the forms a log line could carry it.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import sys
 
-from policies.model import audited_request
+from policies.core.model import audited_request
 from proxy.app import build_state
 from proxy.config import Settings
 from tests.hardening.samples import HEADERS, payment, with_key

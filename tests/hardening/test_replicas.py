@@ -21,7 +21,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from policies.shared_state import environment_tag
+from policies.audit.shared_state import environment_tag
 from tests.conftest import AiohttpServer
 from tests.hardening.conftest import Figures
 from tests.hardening.process import ProxyProcess, proxy_process

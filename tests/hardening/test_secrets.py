@@ -16,8 +16,8 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
-from policies.model import Action, AuditedRequest, Condition, Finding
-from policies.operations import Operation
+from policies.catalogue.operations import Operation
+from policies.core.model import Action, AuditedRequest, Condition, Finding
 from tests.conftest import AiohttpClient, Proxy, ProxyFactory
 from tests.hardening.conftest import Figures
 from tests.hardening.process import finish, proxy_process

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from policies.model import Action
+from policies.core.model import Action
 from proxy.config import ConfigError, load_settings
 
 

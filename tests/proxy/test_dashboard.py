@@ -14,9 +14,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from policies.engine import PolicyMode
-from policies.model import Action, AuditedRequest, Condition, Finding, Source
-from policies.operations import Operation
+from policies.catalogue.operations import Operation
+from policies.core.engine import PolicyMode
+from policies.core.model import Action, AuditedRequest, Condition, Finding, Source
 from proxy.app import create_admin_app
 from proxy.dashboard import BOARD, ErrorBoard, classify, is_board_record
 from proxy.dashboard_page import PAGE, SCRIPT

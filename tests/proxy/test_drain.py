@@ -18,8 +18,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from policies.model import audited_request
-from policies.state import payment_key
+from policies.audit.state import payment_key
+from policies.core.model import audited_request
 from proxy.app import build_state, create_admin_app, create_app
 from proxy.config import Settings
 from proxy.drain import Budget, Drain

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from policies.engine import PolicyMode
+from policies.core.engine import PolicyMode
 from proxy.app import create_admin_app
 from proxy.handler import vipps_outcome
 from tests.conftest import AiohttpClient, Proxy, ProxyFactory

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from policies.body_limits import IMAGE_MAX_FILE_BYTES, LARGEST_DOCUMENTED_BODY
+from policies.catalogue.body_limits import IMAGE_MAX_FILE_BYTES, LARGEST_DOCUMENTED_BODY
 from proxy.config import Settings
 from tests.conftest import Proxy, ProxyFactory
 from tests.samples import EPAYMENT_CREATE

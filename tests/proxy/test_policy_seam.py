@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
-from policies.engine import PolicyMode
-from policies.errors import BLOCKED_TYPE
-from policies.model import Action, AuditedRequest, Condition, Finding, Repair, Source
-from policies.operations import Operation
+from policies.catalogue.operations import Operation
+from policies.core.engine import PolicyMode
+from policies.core.errors import BLOCKED_TYPE
+from policies.core.model import Action, AuditedRequest, Condition, Finding, Repair, Source
 from tests.conftest import ProxyFactory
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from aiohttp.test_utils import TestClient
 
-from policies.engine import PolicyMode
+from policies.core.engine import PolicyMode
 from proxy.app import create_admin_app
 from tests.conftest import AiohttpClient, ProxyFactory
 from tests.samples import EPAYMENT_CREATE

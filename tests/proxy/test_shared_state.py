@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from policies.shared_state import environment_tag
+from policies.audit.shared_state import environment_tag
 from proxy.app import build_state, create_admin_app, create_app, report_unpolled
 from proxy.config import Settings
 from proxy.state_snapshot import Breaker

@@ -1,4 +1,4 @@
-"""Generate `policies/request_fields.py` from the Vipps OpenAPI files.
+"""Generate `policies/catalogue/request_fields.py` from the Vipps OpenAPI files.
 
 The package must not read spec files at run time, so the field names each operation's JSON
 body may carry are distilled here into a small Python table and committed. A test regenerates
@@ -6,13 +6,13 @@ the table from `shared/vipps-openapi` and fails when the committed file differs.
 
 Usage (from the repository root):
 
-    .venv/bin/python -m tests.tools.generate_request_fields > policies/request_fields.py
+    .venv/bin/python -m tests.tools.generate_request_fields > policies/catalogue/request_fields.py
 
 How the specs are read:
 * Spec files are read and their operations mapped to the catalogue by
-  `tests.policies.spec_examples` (`policies.operations.identify` on the server's base path plus
-  the spec path); operations outside the catalogue (callbacks merchants serve) are skipped.
-* Only local `#/...` references are followed; remote ones (ePayment 1.4.1 points at another
+  `tests.policies.rules.spec_examples` (`policies.catalogue.operations.identify` on the server's
+  base path plus the spec path); operations outside the catalogue (callbacks merchants serve) are
+skipped. * Only local `#/...` references are followed; remote ones (ePayment 1.4.1 points at another
   repository for `receipt`) are treated as an object of unknown shape, which no rule checks.
 * Composition: `allOf` parts all hold (their properties and required lists add up); of `oneOf`
   and `anyOf` branches only one need hold, so a field is required only when every branch
@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
 
-from policies.operations import OPERATIONS, UNKNOWN
-from tests.policies.spec_examples import (
+from policies.catalogue.operations import OPERATIONS, UNKNOWN
+from tests.policies.rules.spec_examples import (
     SPEC_DIR,
     SpecOperation,
     json_media,
@@ -331,7 +331,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from policies.jsonbody import Path
+from policies.core.jsonbody import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +355,7 @@ class RequestBody:
     """What the specs say about one operation's JSON request body.
 
     `objects` maps an object path, where the step `"*"` is every item of an array (as in
-    `policies.jsonbody.walk`), to the fields of the objects found there.
+    `policies.core.jsonbody.walk`), to the fields of the objects found there.
     """
 
     required: bool
@@ -430,7 +430,7 @@ def _wrap(tokens: list[str], indent: str) -> list[str]:
 
 
 def render(table: Mapping[str, BodyEntry]) -> str:
-    """The Python source of `policies/request_fields.py` for `table`."""
+    """The Python source of `policies/catalogue/request_fields.py` for `table`."""
     out = [HEADER.rstrip("\n"), "", ""]
     out.append("# Each entry: (body required, body must be an object, {object path: field names}).")
     out.append("# Layout is generated; `fmt: off` keeps the formatter from reflowing it.")
