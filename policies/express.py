@@ -12,13 +12,15 @@ from policies.jsonbody import Path, encode_value, format_path
 from policies.model import Action, AuditedRequest, Finding, Source, describe_value
 from policies.operations import Operation
 
-__all__ = ["EXPRESS_PAYMENT", "ExplicitCheckoutFlow"]
+__all__ = ["EXPRESS_PAYMENT", "PAYMENT_TYPE_FIELD", "ExplicitCheckoutFlow"]
 
 EXPRESS_PAYMENT = "eComm Express Payment"
 """`merchantInfo.paymentType` of an express payment, spelled exactly as the API takes it."""
 
 _PAYMENT_TYPE: Path = ("merchantInfo", "paymentType")
 _EXPLICIT_FLOW: Path = ("transaction", "useExplicitCheckoutFlow")
+PAYMENT_TYPE_FIELD: Path = _PAYMENT_TYPE
+"""Where an eCom initiate body says whether it is an express payment."""
 
 
 @dataclass(frozen=True, slots=True)
