@@ -9,7 +9,7 @@ import sys
 
 from policies.engine import PolicyConfigError
 from proxy.app import build_state, process_registry, serve
-from proxy.audit import quiet_server_logs
+from proxy.audit import BatchedSink, quiet_server_logs
 from proxy.config import ConfigError, load_settings, unknown_variables
 
 
@@ -40,7 +40,7 @@ def main() -> int:
     """Start the proxy; an invalid setting stops start-up with one line on stderr and exit 2."""
     try:
         settings = load_settings()
-        state = build_state(settings, registry=process_registry())
+        state = build_state(settings, registry=process_registry(), sink=BatchedSink())
     except (ConfigError, PolicyConfigError) as exc:
         name = "VIPPS_PROXY_RULE_ACTIONS: " if isinstance(exc, PolicyConfigError) else ""
         print(f"vipps-audit-proxy: invalid configuration: {name}{exc}", file=sys.stderr)
@@ -50,7 +50,10 @@ def main() -> int:
     for note in unknown_variables(os.environ):
         audit.write("warning", "unknown_setting", {"variable": note})
     _tune_gc()
-    _run_loop(serve(settings, state))
+    try:
+        _run_loop(serve(settings, state))
+    finally:
+        audit.flush()
     return 0
 
 
