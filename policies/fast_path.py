@@ -59,7 +59,7 @@ from policies.references import (
     ReferenceFormat,
     ReferenceMismatch,
 )
-from policies.request_fields import ObjectFields, RequestBody, request_body
+from policies.request_fields import REQUEST_BODIES, ObjectFields, RequestBody, request_body
 from policies.urls import URL_FIELDS, CallbackIsHttps, LocalhostUrl
 
 __all__ = ["COVERED_RULES", "BodyFacts", "BodyValidators", "body_facts", "compile_validator"]
@@ -335,6 +335,9 @@ class BodyValidators:
                 self._bounds = rule.bounds
         self._facts = facts
         self._validators: dict[str, tuple[Callable[[Any], Any], frozenset[str]] | None] = {}
+        # Compiled at start-up, so no request waits for its operation's validator.
+        for key in REQUEST_BODIES:
+            self._plan(key)
 
     def covered(self, operation: Operation) -> frozenset[str]:
         """The rule codes a proven body cannot trip for `operation` (empty: no fast path)."""
