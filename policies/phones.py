@@ -353,8 +353,11 @@ def _regions(request: AuditedRequest, fmt: PhoneFormat, default_region: str) -> 
 def is_clean_phone(value: str, fmt: PhoneFormat) -> bool:
     """Whether neither phone rule finds anything in `value`: in `fmt`'s form and in use.
 
-    A value in the API's form is read without a region, so the regions do not matter here.
+    A value in the API's form is read without a region, so the regions do not matter here;
+    one in another form is not parsed at all (the rules read it with the body's regions).
     """
+    if not fmt.fits.fullmatch(value):
+        return False
     reading = _read_text(value, fmt, ())
     return reading.fits and _valid(reading)
 
