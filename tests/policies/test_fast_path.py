@@ -461,3 +461,13 @@ def test_house_bounds_narrow_what_is_proven() -> None:
     assert not assert_equivalent(request)
     unbounded = BodyValidators(default_rules())
     assert unbounded.proves_clean(request)
+
+
+def test_disjoint_house_bounds_leave_every_main_amount_to_the_rules() -> None:
+    """Bounds with no amount common to all currencies still compile; main amounts go slow."""
+    validators = BodyValidators(default_rules(RuleOptions(amount_bounds="NOK=1000..2000,EUR=5..9")))
+    create, capture = samples.EPAYMENT_CREATE, samples.EPAYMENT_CAPTURE
+    headers = list(create.headers.items())
+    assert not validators.proves_clean(_request(create.method, create.path, headers, create.body))
+    headers = list(capture.headers.items())
+    assert validators.proves_clean(_request(capture.method, capture.path, headers, capture.body))
