@@ -8,12 +8,15 @@ read records instead of stdout.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -57,6 +60,63 @@ def stdout_sink(line: bytes) -> None:
     """Write one line to standard output (the container log)."""
     sys.stdout.buffer.write(line)
     sys.stdout.buffer.flush()
+
+
+class BatchedSink:
+    """Lines written during one event-loop turn go out in one write and one flush.
+
+    A flush per line is a system call per request; here the first line of a turn schedules
+    the flush with `call_soon`, which runs before the loop next waits for I/O, so a line is
+    never held while the process idles. Without a running loop (start-up, after the loop) a
+    line is written at once, and whatever is pending is flushed at interpreter exit.
+    """
+
+    def __init__(self, stream: IO[bytes] | None = None) -> None:
+        self._stream = stream
+        self._pending: list[bytes] = []
+        self._scheduled = False
+        atexit.register(self.flush)
+
+    def __call__(self, line: bytes) -> None:
+        self._pending.append(line)
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write and flush every pending line now."""
+        self._scheduled = False
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        stream = self._stream if self._stream is not None else sys.stdout.buffer
+        stream.write(data)
+        stream.flush()
+
+
+class _Timestamps:
+    """ISO-8601 UTC with milliseconds; the date and time of day are formatted once a second."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, UTC)
+            self._prefix, self._second = moment.strftime("%Y-%m-%dT%H:%M:%S"), second
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
 
 
 def _default(value: object) -> str:
@@ -129,10 +189,22 @@ class AuditLog:
         self._sink = sink
         self._threshold = LEVELS[level]
         self.observers: list[Observer] = []
+        self._timestamps = _Timestamps()
 
-    def enabled(self, level: str) -> bool:
-        """Whether a record of `level` would be written or observed (so worth building)."""
-        return bool(self.observers) or LEVELS[level] >= self._threshold
+    def enabled(self, level: str, *, problem: bool = True) -> bool:
+        """Whether a record of `level` would be written or observed (so worth building).
+
+        Observers (the dashboard) keep only problem records: a request answered 400 or more,
+        with findings or rule errors. A caller that knows its record is none passes
+        `problem=False`, so a clean request below the log level costs no record at all.
+        """
+        return (problem and bool(self.observers)) or LEVELS[level] >= self._threshold
+
+    def flush(self) -> None:
+        """Write out any lines the sink holds (at drain and exit)."""
+        flush = getattr(self._sink, "flush", None)
+        if callable(flush):
+            flush()
 
     def write(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
         """Emit one record (a single orjson dump) if its level passes the threshold."""
@@ -141,7 +213,7 @@ class AuditLog:
         if LEVELS[level] < self._threshold:
             return
         record = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": self._timestamps.now(),
             "level": level,
             "event": event,
             **fields,

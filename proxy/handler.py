@@ -423,7 +423,7 @@ class ProxyHandler:
         if verdict is not None:
             for decision in verdict.decisions:
                 rule = decision.finding.rule
-                m.policy_findings.labels(api, name, rule, decision.outcome.value).inc()
+                m.finding_series(api, name, rule, decision.outcome.value).inc()
                 if rule == RATE_LIMIT_RULE and decision.outcome is Outcome.BLOCKED:
                     m.rate_limited.labels(api, name).inc()
             for failure in verdict.failures:
@@ -441,7 +441,10 @@ class ProxyHandler:
         elif level == "info" and verdict is not None and _noteworthy(verdict):
             # A forwarded request with findings is worth reading even when Vipps said yes.
             level = "warning"
-        if not self._audit.enabled(level):
+        problem = status >= 400 or (
+            verdict is not None and bool(verdict.decisions or verdict.failures)
+        )
+        if not self._audit.enabled(level, problem=problem):
             return
         record: Record = {
             "request_id": exchange.request_id,

@@ -146,6 +146,7 @@ class ProxyMetrics:
         # children again, so they are kept (their labels are bounded, so are these maps).
         self._request_series: dict[tuple[str, str, str, int, str], tuple[Counter, Histogram]] = {}
         self._upstream_series: dict[tuple[str, str], Histogram] = {}
+        self._finding_series: dict[tuple[str, str, str, str], Counter] = {}
 
     def request_series(
         self, api: str, operation: str, method: str, status: int, outcome: str
@@ -167,6 +168,14 @@ class ProxyMetrics:
         series = self._upstream_series.get(key)
         if series is None:
             series = self._upstream_series[key] = self.upstream_duration.labels(api, operation)
+        return series
+
+    def finding_series(self, api: str, operation: str, rule: str, action: str) -> Counter:
+        """The `policy_findings` counter child of one rule's finding on one operation."""
+        key = (api, operation, rule, action)
+        series = self._finding_series.get(key)
+        if series is None:
+            series = self._finding_series[key] = self.policy_findings.labels(*key)
         return series
 
     def error_code_label(self, code: str | None) -> str:

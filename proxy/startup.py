@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from policies.core.engine import PolicyConfigError
 from proxy.app import build_state, process_registry, serve
-from proxy.audit import quiet_server_logs
+from proxy.audit import BatchedSink, quiet_server_logs
 from proxy.config import ConfigError, StartupError, check_unknown, load_settings, unknown_settings
 
 EXIT_CONFIG = 2
@@ -49,7 +49,7 @@ def run(environ: Mapping[str, str], stderr: TextIO = sys.stderr) -> int:
     try:
         settings = load_settings()
         unknown = check_unknown(unknown_settings(environ), strict=settings.strict_settings)
-        state = build_state(settings, registry=process_registry())
+        state = build_state(settings, registry=process_registry(), sink=BatchedSink())
     except (ConfigError, PolicyConfigError) as exc:
         name = "VIPPS_PROXY_RULE_ACTIONS: " if isinstance(exc, PolicyConfigError) else ""
         print(f"vipps-audit-proxy: invalid configuration: {name}{exc}", file=stderr)
@@ -69,4 +69,6 @@ def run(environ: Mapping[str, str], stderr: TextIO = sys.stderr) -> int:
         )
         print(f"vipps-audit-proxy: cannot start: {exc}", file=stderr)
         return EXIT_CONFIG
+    finally:
+        audit.flush()
     return 0

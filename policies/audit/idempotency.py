@@ -29,7 +29,27 @@ _SHOWN_CHARS = 50  # the longest key any API takes (ePayment, facts §2.2)
 
 
 def key_scope(request: AuditedRequest) -> bytes | None:
-    """A digest of (operation, MSN, path parameters, key), or None when no key was sent."""
+    """A digest of (operation, MSN, path parameters, key), or None when no key was sent.
+
+    Derived once per request: the rule's check and `observe` both ask.
+    """
+    derived = request.derived
+    if "key_scope" not in derived:
+        derived["key_scope"] = _key_scope(request)
+    scope: bytes | None = derived["key_scope"]
+    return scope
+
+
+def _request_digest(request: AuditedRequest) -> bytes:
+    """`body_digest` of the request's body, once per request."""
+    derived = request.derived
+    if "body_digest" not in derived:
+        derived["body_digest"] = body_digest(request.body)
+    digest: bytes = derived["body_digest"]
+    return digest
+
+
+def _key_scope(request: AuditedRequest) -> bytes | None:
     key = idempotency_key(request)
     if key is None:
         return None
@@ -89,7 +109,7 @@ class IdempotencyKeyReuse:
     def check(self, request: AuditedRequest) -> Iterator[Finding]:
         scope = key_scope(request)
         seen = self._store.get(scope) if scope is not None else None
-        if seen is None or seen == body_digest(request.body):
+        if seen is None or seen == _request_digest(request):
             return
         header = idempotency_header(request.operation) or ""
         key = idempotency_key(request) or ""
@@ -116,7 +136,7 @@ class IdempotencyKeyReuse:
         scope = key_scope(request)
         if scope is None:
             return False
-        seen, digest = self._store.get(scope), body_digest(request.body)
+        seen, digest = self._store.get(scope), _request_digest(request)
         if seen is None:
             self._store.put(scope, digest)
             return False

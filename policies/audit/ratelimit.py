@@ -237,7 +237,18 @@ class RateLimitGuard:
         return seconds
 
     def _key(self, request: AuditedRequest, limit: Limit) -> bytes:
-        """A digest of what the limit counts per; the subscription key is never kept in clear."""
+        """A digest of what the limit counts per; the subscription key is never kept in clear.
+
+        Derived once per request and limit: the check and `record` both ask.
+        """
+        derived = request.derived
+        memo = ("rate_limit", limit.per)
+        if memo not in derived:
+            derived[memo] = self._digest(request, limit)
+        key: bytes = derived[memo]
+        return key
+
+    def _digest(self, request: AuditedRequest, limit: Limit) -> bytes:
         parts = [request.operation.key]
         for name in limit.per:
             if name == PAYMENT:

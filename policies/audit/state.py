@@ -221,8 +221,22 @@ def payment_key(request: AuditedRequest, response: JsonValue = None) -> PaymentK
 
     ePayment and Checkout `reference`, eCom `orderId`, Recurring `agreementId/chargeId` (the
     agreement alone for agreement calls), taken from the path; from the body, or the answer,
-    for a call that creates the payment. `response` may also be one charge of a list.
+    for a call that creates the payment. `response` may also be one charge of a list. Without
+    a response the key is derived once per request, however many rules ask.
     """
+    if response is not None:
+        return _payment_key(request, response)
+    derived = request.derived
+    if _PAYMENT_KEY not in derived:
+        derived[_PAYMENT_KEY] = _payment_key(request, None)
+    key: PaymentKey | None = derived[_PAYMENT_KEY]
+    return key
+
+
+_PAYMENT_KEY = "payment_key"
+
+
+def _payment_key(request: AuditedRequest, response: JsonValue) -> PaymentKey | None:
     op, params = request.operation, request.path_params
     created_id = spec_of(op).created_id
     pid: JsonValue = params.get("reference") or params.get("orderId")

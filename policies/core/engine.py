@@ -29,6 +29,7 @@ from policies.core.model import (
     RuleFailure,
     Verdict,
 )
+from policies.rules.fast_path import BodyValidators
 
 
 class PolicyMode(StrEnum):
@@ -76,6 +77,7 @@ class PolicyEngine:
         actions: Mapping[str, Action] | None = None,
         *,
         fail_open: bool = False,
+        fast_path: bool = True,
     ) -> None:
         self.mode = mode
         self.fail_open = fail_open
@@ -90,6 +92,10 @@ class PolicyEngine:
         self.rules = tuple(rules)
         self._active = tuple(r for r in rules if self.actions[r.code] is not Action.OFF)
         self._per_operation: dict[Operation, tuple[Rule, ...]] = {}
+        # Validate fast, explain only on failure: a body the operation's compiled validator
+        # proves clean skips the body rules; any other body gets every rule's findings.
+        self.body_validators = BodyValidators(self.rules) if fast_path else None
+        self._when_proven: dict[Operation, tuple[Rule, ...] | None] = {}
 
     def rules_for(self, operation: Operation) -> tuple[Rule, ...]:
         """The active rules that apply to `operation` (computed once per operation)."""
@@ -99,6 +105,16 @@ class PolicyEngine:
             self._per_operation[operation] = chosen
         return chosen
 
+    def _rules_when_proven(
+        self, operation: Operation, rules: tuple[Rule, ...]
+    ) -> tuple[Rule, ...] | None:
+        """The rules still to run on a body proven clean (None: no fast path for `operation`)."""
+        if self.body_validators is None:
+            return None
+        if operation not in self._when_proven:
+            self._when_proven[operation] = self.body_validators.skippable(operation, rules)
+        return self._when_proven[operation]
+
     def evaluate(self, request: AuditedRequest) -> Verdict:
         """Run the applicable rules and decide: forward as is, forward repaired, or block."""
         if self.mode is PolicyMode.OFF:
@@ -106,6 +122,13 @@ class PolicyEngine:
         rules = self.rules_for(request.operation)
         if not rules:
             return ALLOWED
+        validators = self.body_validators
+        if (
+            validators is not None
+            and (rest := self._rules_when_proven(request.operation, rules)) is not None
+            and validators.proves_clean(request)
+        ):
+            rules = rest
         decisions: list[Decision] = []
         failures: list[RuleFailure] = []
         for rule in rules:

@@ -6,10 +6,10 @@ Everything here is immutable and free of I/O, so a rule is tested as a plain fun
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from policies.catalogue.operations import UNKNOWN, Operation, identify
 from policies.core.jsonbody import NO_BODY, JsonBody, JsonValue, Path, format_path, parse_body
@@ -124,6 +124,9 @@ class AuditedRequest:
     operation: Operation
     path_params: Mapping[str, str]
     json: JsonBody
+    # What the payment-level audit derives from the request (its payment key, the digests of
+    # its idempotency scope and body), derived once however many rules ask.
+    derived: dict[object, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def api(self) -> str:

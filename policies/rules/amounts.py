@@ -368,6 +368,12 @@ _CURRENCY_POLICIES: Mapping[str, CurrencyPolicy] = MappingProxyType(
 )
 
 
+def accepted_currencies(api: str) -> frozenset[str] | None:
+    """The codes `amount.currency` passes without a finding for `api` (None: no policy)."""
+    policy = _CURRENCY_POLICIES.get(api)
+    return policy.accepted if policy is not None else None
+
+
 @dataclass(frozen=True, slots=True)
 class CurrencyAllowed:
     """Every currency code that governs an amount must be one the API takes.

@@ -55,6 +55,7 @@ __all__ = [
     "PhoneFormat",
     "PhoneNumberFormat",
     "PhoneNumberRecognised",
+    "is_clean_phone",
     "mask_phone",
 ]
 
@@ -222,6 +223,19 @@ def _regions(request: AuditedRequest, fmt: PhoneFormat, default_region: str) -> 
     currency = request.field(at) if at else None
     region = _REGION_OF_CURRENCY.get(currency) if isinstance(currency, str) else None
     return tuple(dict.fromkeys(r for r in (region, default_region) if r))
+
+
+@functools.lru_cache(maxsize=2048)
+def is_clean_phone(value: str, fmt: PhoneFormat) -> bool:
+    """Whether neither phone rule finds anything in `value`: in `fmt`'s form and in use.
+
+    A value in the API's form is read without a region, so the regions do not matter here;
+    one in another form is not parsed at all (the rules read it with the body's regions).
+    """
+    if not fmt.fits.fullmatch(value):
+        return False
+    reading = _read_text(value, fmt, ())
+    return reading.fits and _valid(reading)
 
 
 def _readings(

@@ -14,14 +14,17 @@ One run starts a fixed-response Vipps stand-in (`upstream.py`) and measures the 
 (`mix.lua`) against each row in turn: (1) the stand-in directly, the floor; (2) nginx as a plain
 reverse proxy; (3) a minimal aiohttp pass-through (`passthrough.py`); (4) the proxy with its
 default rules, metrics and audit log (to a file); (4b) row 4 without uvloop, when uvloop is
-installed; (5) the proxy in `report` mode. With two or more cores the system under test runs
-on core 0, and wrk and the stand-in share core 1. Each row gets a warm-up, a saturation phase
-(closed loop, 32 connections), a paced phase at a fixed rate well below saturation, whose
-latency percentiles minus the direct path's are the latency the row adds, and a short serial
-phase (one connection, back to back: the latency without idle gaps between requests). Then a
-fresh row-4 process serves a soak of distinct references and its peak RSS is read from /proc
-(VmHWM). `--ablation` adds rows that isolate one cost each; `stages.py` times the handler's
-stages and each rule in-process; `--profile` samples row 4 with py-spy instead of measuring.
+installed; (5) the proxy in `report` mode; (P) Stoplight Prism's validating proxy on the
+ePayment spec, when `prism` is installed (`npm install -g @stoplight/prism-cli`), paced at half
+its own saturation when that is below the common rate. With two or more cores the system under
+test runs on core 0, and wrk and the stand-in share core 1. Each row gets a warm-up, a
+saturation phase (closed loop, 32 connections), a paced phase at a fixed rate well below
+saturation, whose latency percentiles minus the direct path's are the latency the row adds, and
+a short serial phase (one connection, back to back: the latency without idle gaps between
+requests). Then a fresh row-4 process serves a soak of distinct references and its peak RSS is
+read from /proc (VmHWM). `--ablation` adds rows that isolate one cost each; `stages.py` times
+the handler's stages and each rule in-process; `--profile` samples row 4 with py-spy instead of
+measuring.
 
 The table is printed and written with machine facts to `tests/bench/results/<timestamp>.json`.
 """
@@ -167,10 +170,25 @@ def _noisy(other_cores: float) -> str:
     return f"  [other processes used {other_cores:.2f} cores meanwhile: figures are noisy]"
 
 
+# Rows paced at their own rate, below the common one: a peer much slower than every proxy row
+# (Prism) would otherwise pull the common rate down and change every other row's figures.
+OWN_RATE_ROWS = frozenset({"P"})
+
+
+def own_rate(row: Running, rate: float) -> float:
+    """The rate `row` is paced at: the common one, or half its own saturation if lower."""
+    if row.key not in OWN_RATE_ROWS or row.saturated is None:
+        return rate
+    half = 0.5 * row.saturated.rps
+    return rate if half >= rate else float(max(10, int(half)))
+
+
 def choose_rate(plan: Plan, requested: float | None, rows: list[Running]) -> float:
     """The paced rate: the one asked for, else half the slowest row's saturated throughput
-    (two significant digits), at most `plan.rate`."""
-    slowest = min(r.saturated.rps for r in rows if r.saturated is not None)
+    (two significant digits), at most `plan.rate`; rows in OWN_RATE_ROWS do not count."""
+    slowest = min(
+        r.saturated.rps for r in rows if r.saturated is not None and r.key not in OWN_RATE_ROWS
+    )
     if requested:
         if requested > 0.7 * slowest:
             print(
@@ -335,7 +353,7 @@ def measure_all(
             flush=True,
         )
         for row in running:
-            pace(setup, plan, row, rate)
+            pace(setup, plan, row, own_rate(row, rate))
         results = []
         for row in running:
             assert row.saturated is not None
@@ -431,7 +449,7 @@ def main() -> int:
     parser.add_argument(
         "--ablation",
         action="store_true",
-        help="add rows A1-A3 and A5, each adding or removing one cost (see systems.rows)",
+        help="add rows A1-A3, A5, F and D1-D5, each adding or removing one cost (see systems.rows)",
     )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _raise_on_sigterm)

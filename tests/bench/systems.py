@@ -7,13 +7,18 @@ and returns its process (None for the direct path) and the URL wrk should load.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tests.bench.processes import (
+    BenchError,
     Child,
     Children,
     free_port,
@@ -27,6 +32,23 @@ ROOT = BENCH.parents[1]
 # Changes made at start-up, in the interpreter, to measure what something costs without
 # editing the proxy: row 4b makes `import uvloop` fail.
 _NO_UVLOOP = "sys.modules['uvloop'] = None"
+# The ablation rows take parts away in the interpreter, without a setting for each: the fast
+# path (every body then goes through the detailed rules), the payment-level audit's
+# bookkeeping of forwarded requests and answers, and the per-request metrics and record.
+NO_FAST_PATH = (
+    "import policies.core.engine as e; init = e.PolicyEngine.__init__; "
+    "e.PolicyEngine.__init__ = "
+    "lambda self, *a, **k: init(self, *a, **{**k, 'fast_path': False})"
+)
+NO_PAYMENT_AUDIT = (
+    "from policies.audit.payment_audit import ObserveResult, PaymentAudit; "
+    "PaymentAudit.record_forwarded = lambda self, request: None; "
+    "PaymentAudit.observe = lambda self, *a, **k: ObserveResult()"
+)
+NO_RECORD = "from proxy.handler import ProxyHandler; ProxyHandler._record = lambda self, *a: None"
+# Prism validates against one spec: ePayment's, the API the mix sends most of its requests to.
+PRISM_SPEC = ROOT.parent / "shared" / "vipps-openapi" / "epayment-v1.yaml"
+PRISM_PACKAGE = "@stoplight/prism-cli"
 
 
 @dataclass
@@ -56,8 +78,11 @@ def uvloop_installed() -> bool:
     return importlib.util.find_spec("uvloop") is not None
 
 
-def _proxy_argv(with_uvloop: bool, tracemalloc_to: Path | None) -> list[str]:
+def _proxy_argv(
+    with_uvloop: bool, tracemalloc_to: Path | None, patches: Sequence[str] = ()
+) -> list[str]:
     changes = [] if with_uvloop else [_NO_UVLOOP]
+    changes += patches
     if tracemalloc_to is not None:
         changes.append(f"from tests.bench.memory import install; install({str(tracemalloc_to)!r})")
     if changes:
@@ -75,9 +100,12 @@ def start_proxy(
     with_uvloop: bool,
     log_level: str = "info",
     tracemalloc_to: Path | None = None,
+    settings: Mapping[str, str] | None = None,
+    patches: Sequence[str] = (),
 ) -> tuple[Child, str]:
     """The proxy with its defaults except the ports, the upstream, the policy mode and what
-    the ablation rows change; its log goes to a file. `tracemalloc_to`: see memory.py."""
+    the ablation rows change (`settings`: more VIPPS_PROXY_* variables; `patches`: code run
+    before start-up); its log goes to a file. `tracemalloc_to`: see memory.py."""
     port, admin = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("VIPPS_PROXY_")}
     env.update(
@@ -87,9 +115,10 @@ def start_proxy(
         VIPPS_PROXY_POLICY_MODE=mode,
         VIPPS_PROXY_LOG_LEVEL=log_level,
     )
+    env.update(settings or {})
     child = setup.children.start(
         name,
-        _proxy_argv(with_uvloop, tracemalloc_to),
+        _proxy_argv(with_uvloop, tracemalloc_to, patches),
         cpu=setup.sut_cpu,
         env=env,
         cwd=ROOT,
@@ -155,6 +184,45 @@ def start_passthrough(setup: Setup, *, trust_env: bool = False) -> tuple[Child, 
     return child, f"http://127.0.0.1:{port}"
 
 
+def prism_installed() -> bool:
+    return shutil.which("prism") is not None and PRISM_SPEC.is_file()
+
+
+def prefixed_spec(spec: Path, prefix: str, directory: Path) -> Path:
+    """A copy of `spec` in `directory` whose paths start with `prefix` and that has no servers.
+
+    The proxy sees `/epayment/v1/payments` where the spec writes `/v1/payments` under the
+    server `https://api.vipps.no/epayment`; Prism matches paths as written, so the copy
+    carries the prefix in every path. The copy is JSON, which is also YAML.
+    """
+    document = yaml.safe_load(spec.read_text())
+    document["paths"] = {prefix + path: item for path, item in document["paths"].items()}
+    document.pop("servers", None)
+    copy = directory / f"{spec.stem}.prefixed.json"
+    copy.write_text(json.dumps(document, default=str))
+    return copy
+
+
+def start_prism(setup: Setup) -> tuple[Child, str]:
+    """Stoplight Prism's validating proxy on the ePayment spec, forwarding to the stand-in.
+
+    `--errors` answers an invalid request (or an answer that does not fit the spec) with
+    Prism's own error instead of forwarding it, as the proxy blocks; requests to other APIs
+    match no path and get Prism's 404. Its log is kept to errors, so the row measures the
+    validation, not a log line per request.
+    """
+    prism = shutil.which("prism")
+    if prism is None:
+        raise BenchError(f"prism not found; install it with: npm install -g {PRISM_PACKAGE}")
+    port = free_port()
+    spec = prefixed_spec(PRISM_SPEC, "/epayment", setup.workdir)
+    argv = [prism, "proxy", "--errors", "--verboseLevel", "error", "-h", "127.0.0.1"]
+    argv += ["-p", str(port), str(spec), setup.upstream_url]
+    child = setup.children.start("prism", argv, cpu=setup.sut_cpu)
+    wait_listening(child, port, timeout=60.0)
+    return child, f"http://127.0.0.1:{port}"
+
+
 Starter = Callable[[Setup], tuple[Child | None, str]]
 
 
@@ -162,20 +230,60 @@ def _direct(setup: Setup) -> tuple[Child | None, str]:
     return None, setup.upstream_url
 
 
-def _proxy(name: str, mode: str, with_uvloop: bool, log_level: str = "info") -> Starter:
+def _proxy(
+    name: str,
+    mode: str,
+    with_uvloop: bool,
+    log_level: str = "info",
+    settings: Mapping[str, str] | None = None,
+    patches: Sequence[str] = (),
+) -> Starter:
     return lambda setup: start_proxy(
-        setup, name, mode=mode, with_uvloop=with_uvloop, log_level=log_level
+        setup,
+        name,
+        mode=mode,
+        with_uvloop=with_uvloop,
+        log_level=log_level,
+        settings=settings,
+        patches=patches,
     )
+
+
+_NO_DASHBOARD = {"VIPPS_PROXY_DASHBOARD_ENABLED": "false"}
+
+
+def stripped_rows(uvloop: bool) -> list[tuple[str, str, Starter]]:
+    """Row 4 with one part more taken away in each row, down to the proxy's bare plumbing.
+
+    D1 turns the dashboard off (every record was built for it), D2 also logs only errors
+    (no line per request), D3 also sets the policy mode off (no rules), D4 also stops the
+    payment-level audit's bookkeeping, D5 also stops the metrics and the audit record. What
+    D5 still costs over row 3 is the handler's own work: identifying the operation, parsing
+    the body, header copies, the request id and the upstream client's use (`stages.py`).
+    """
+    steps: list[tuple[str, str, str, str, tuple[str, ...]]] = [
+        ("D1", "row 4, dashboard off", "enforce", "info", ()),
+        ("D2", "D1 + log level error", "enforce", "error", ()),
+        ("D3", "D2 + policy mode off", "off", "error", ()),
+        ("D4", "D3 + payment audit off", "off", "error", (NO_PAYMENT_AUDIT,)),
+        ("D5", "D4 + metrics and record off", "off", "error", (NO_PAYMENT_AUDIT, NO_RECORD)),
+    ]
+    return [
+        (key, label, _proxy(f"proxy-{key.lower()}", mode, uvloop, level, _NO_DASHBOARD, p))
+        for key, label, mode, level, p in steps
+    ]
 
 
 def rows(uvloop: bool, *, ablation: bool = False) -> list[tuple[str, str, Starter]]:
     """Key, label and starter of every row, in the order they run.
 
-    `ablation` adds rows that each take one thing away from or add one thing to a row, to
-    measure its share: aiohttp's trust_env on the pass-through, the rules, the info-level log,
-    and both of the last off at once (what is left is the proxy's own plumbing). The proxy's
-    own session never trusts the environment, so there is no trust_env row for it; A4 was one
-    and is gone, and A5 keeps its key so results files stay comparable.
+    Row P is Stoplight Prism's validating proxy, when installed. `ablation` adds rows that
+    each take one thing away from or add one thing to a row, to measure its share: aiohttp's
+    trust_env on the pass-through, the rules, the info-level log, and both of the last off at
+    once; row 4 without the fast path (F); and row 4 stripped one part at a time down to the
+    handler's plumbing (D1-D5, `stripped_rows`). The proxy's own session never trusts the
+    environment, so there is no trust_env row for it; A4 was one and is gone, and A5 keeps its
+    key so results files stay comparable.
     """
     table: list[tuple[str, str, Starter]] = [
         ("1", "direct to the stand-in (floor)", _direct),
@@ -186,6 +294,13 @@ def rows(uvloop: bool, *, ablation: bool = False) -> list[tuple[str, str, Starte
     if uvloop:
         table.append(("4b", "row 4 without uvloop", _proxy("proxy-asyncio", "enforce", False)))
     table.append(("5", "proxy, report mode", _proxy("proxy-report", "report", uvloop)))
+    if prism_installed():
+        table.append(("P", "Prism proxy, ePayment spec", start_prism))
+    else:
+        print(
+            f"note: row P (Prism) skipped: install it with npm install -g {PRISM_PACKAGE}",
+            file=sys.stderr,
+        )
     if ablation:
         table += [
             ("A1", "row 3 + trust_env=True", lambda s: start_passthrough(s, trust_env=True)),
@@ -196,5 +311,11 @@ def rows(uvloop: bool, *, ablation: bool = False) -> list[tuple[str, str, Starte
                 "row 4, policies off, log warning",
                 _proxy("proxy-bare", "off", uvloop, "warning"),
             ),
+            (
+                "F",
+                "row 4 without the fast path",
+                _proxy("proxy-no-fast-path", "enforce", uvloop, patches=(NO_FAST_PATH,)),
+            ),
+            *stripped_rows(uvloop),
         ]
     return table
