@@ -295,12 +295,25 @@ def _object_schema(node: _Node) -> cs.CoreSchema:
         else:
             schema = _leaf(parts) if parts else _NOT_NULL
         members[name] = cs.typed_dict_field(schema, required=must)
-    return cs.typed_dict_schema(
-        members,
-        # A closed object (its fields are known) admits no other key; an open one any.
-        extra_behavior="forbid" if fields is not None else "allow",
-        strict=True,
-    )
+    schema = cs.typed_dict_schema(members, extra_behavior="allow", strict=True)
+    if fields is None:
+        return schema
+    # A closed object (its fields are known) admits other keys, as Vipps does, but not a case
+    # variant of a known field: that is a `body.field_case` finding.
+    return cs.no_info_before_validator_function(_case_variants_refused(known, folded), schema)
+
+
+def _case_variants_refused(known: frozenset[str], folded: set[str]) -> Callable[[object], object]:
+    folded_known = frozenset(folded)
+
+    def refuse(value: object) -> object:
+        if isinstance(value, dict):
+            for key in value:
+                if key not in known and isinstance(key, str) and key.casefold() in folded_known:
+                    raise ValueError(f"{key!r} is a case variant of a known field")
+        return value
+
+    return refuse
 
 
 def compile_validator(
