@@ -226,6 +226,26 @@ def start_prism(setup: Setup) -> tuple[Child, str]:
 Starter = Callable[[Setup], tuple[Child | None, str]]
 
 
+def start_proxy_on_redis(setup: Setup, *, with_uvloop: bool) -> tuple[Child, str]:
+    """Row 4 with its payment-level state in a `redis-server` on loopback (`VIPPS_PROXY_STATE_URL`).
+
+    Redis runs on the load core, like the stand-in, so the row shows what the proxy itself
+    spends on the round trips (one load and one commit per catalogued payment request).
+    """
+    server = shutil.which("redis-server")
+    if server is None:
+        raise BenchError("redis-server not found; install it with: apt-get install redis-server")
+    port = free_port()
+    argv = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+    argv += ["no", "--dir", str(setup.workdir)]
+    redis = setup.children.start("redis", argv, cpu=setup.load_cpu)
+    wait_listening(redis, port)
+    settings = {"VIPPS_PROXY_STATE_URL": f"redis://127.0.0.1:{port}/0"}
+    return start_proxy(
+        setup, "proxy-redis", mode="enforce", with_uvloop=with_uvloop, settings=settings
+    )
+
+
 def _direct(setup: Setup) -> tuple[Child | None, str]:
     return None, setup.upstream_url
 
@@ -294,6 +314,13 @@ def rows(uvloop: bool, *, ablation: bool = False) -> list[tuple[str, str, Starte
     if uvloop:
         table.append(("4b", "row 4 without uvloop", _proxy("proxy-asyncio", "enforce", False)))
     table.append(("5", "proxy, report mode", _proxy("proxy-report", "report", uvloop)))
+    table.append(
+        (
+            "R",
+            "row 4, state on Redis (loopback)",
+            lambda s: start_proxy_on_redis(s, with_uvloop=uvloop),
+        )
+    )
     if prism_installed():
         table.append(("P", "Prism proxy, ePayment spec", start_prism))
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -23,10 +22,11 @@ from policies.rules.body_shape import (
     NoDuplicateKeys,
     RequiredFields,
 )
+from tests.policies.rules.conditions import DELETE
+from tests.policies.rules.conditions import changed as edit
 from tests.samples import VALID as SAMPLES
 
 Body = dict[str, Any]
-DELETE = object()
 
 RULES: tuple[Rule, ...] = (
     BodyIsJson(),
@@ -78,15 +78,8 @@ def request(key: str, body: Body | bytes | Any) -> AuditedRequest:
 
 def changed(body: Body, at: Path, value: Any) -> Body:
     """A deep copy of `body` with the value at `at` replaced (or removed, for DELETE)."""
-    out = copy.deepcopy(body)
-    node: Any = out
-    for step in at[:-1]:
-        node = node[step]
-    if value is DELETE:
-        del node[at[-1]]
-    else:
-        node[at[-1]] = value
-    return out
+    edited: Body = edit(body, (at, value))
+    return edited
 
 
 def findings(rule: Rule, req: AuditedRequest) -> list[Finding]:
