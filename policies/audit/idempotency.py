@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import ClassVar
 
 from policies.audit.state import Store, idempotency_header, idempotency_key, merchant_serial_number
 from policies.catalogue.operations import Operation
@@ -74,11 +75,11 @@ class IdempotencyKeyReuse:
     conflict does not rebind it.
     """
 
-    code = "idempotency.key_reused"
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = "An idempotency key must not be reused with a different request body."
-    conditions = (
+    code: ClassVar[str] = "idempotency.key_reused"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = "An idempotency key must not be reused with a different request body."
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition(
             "different_body",
             Action.BLOCK,

@@ -23,9 +23,10 @@ Vipps enforces too (ePayment 6090 "Capture amount too high", 6150 "Not enough re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import ClassVar, TypeAlias
 
 from policies.audit.state import PaymentKey, Store, field_at, idempotency_key, payment_key
 from policies.catalogue.money_fields import MoneyField
@@ -336,77 +337,88 @@ _REJECTED_BY = {
     ("refund", "ecom"): "eCom rejects more with error 71 (refund exceeds captured)",
 }
 
+# What a payment's record allows: (the limit on the certain figures, the limit if operations of
+# unknown outcome go against it, a note for the message), or None when it is not known.
+_Limits: TypeAlias = Callable[[PaymentRecord], tuple[int, int, str] | None]
 
-class _WithinLimit:
+
+def _findings_over_limit(
+    code: str,
+    kind: str,
+    ledger: PaymentLedger,
+    request: AuditedRequest,
+    limits: _Limits,
+    names: tuple[str, str],
+) -> Iterator[Finding]:
     """A capture or refund judged against a limit: a finding if the certain figures exceed it,
-    an advisory one if only operations of unknown outcome could make them."""
+    an advisory one if only operations of unknown outcome could make them.
 
-    kind = ""  # "capture" or "refund": the operation, and its idempotency marks
-    code = ""
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = ""
-    conditions: tuple[Condition, ...] = ()
-    _done, _limit_name = "", ""
-
-    def __init__(self, ledger: PaymentLedger) -> None:
-        self.ledger = ledger
-
-    def applies_to(self, operation: Operation) -> bool:
-        spec = spec_of(operation)
-        return spec.captures if self.kind == "capture" else spec.refunds
-
-    def _limits(self, record: PaymentRecord) -> tuple[int, int, str] | None:
-        """(limit on certain figures, limit if unknown outcomes go against it, a note)."""
-        raise NotImplementedError
-
-    def check(self, request: AuditedRequest) -> Iterator[Finding]:
-        key = payment_key(request)
-        record = self.ledger.get(key) if key is not None else None
-        money = _amount(request)
-        at = money.pattern if money is not None else ()
-        amount = minor_units(request.field(at)) if money is not None else None
-        raw = idempotency_key(request)
-        mark = f"{self.kind}:{raw}"
-        if record is None or amount is None or (raw is not None and mark in record.applied):
-            return  # unknown payment, no amount to judge, or a retry of a counted operation
-        limits = self._limits(record)
-        if limits is None:
-            return
-        limit, soft_limit, note = limits
-        done = record.captured if self.kind == "capture" else record.refunded
-        pending = record.pending_captures if self.kind == "capture" else record.pending_refunds
-        others = sum(v for k, v in pending.items() if k != mark)
-        if done + amount > limit:
-            total, of, advisory, condition = done + amount, limit, False, ""
-        elif done + others + amount > soft_limit:
-            total, of, advisory = done + others + amount, soft_limit, True
-            condition = " if operations whose outcome is unknown went against it"
-        else:
-            return
-        problem = (
-            f"{self.kind} of {amount} would bring {self._done} to {total} "
-            f"of {of} {self._limit_name}{note}{condition}"
-        )
-        rejected = _REJECTED_BY.get((self.kind, request.api), "Vipps rejects more")
-        expected = (
-            f"at most {max(limit - done, 0)} ({self._limit_name} {limit}{note}, "
-            f"{self._done} so far {done}); {rejected}"
-        )
-        field_name = format_path(at)
-        yield Finding(
-            self.code,
-            Source.BODY,
-            field_name,
-            problem,
-            expected,
-            str(amount),
-            advisory=advisory,
-            condition="pending_may_exceed" if advisory else "exceeds",
-        )
+    `kind` is "capture" or "refund" (the operation, and its idempotency marks); `names` are the
+    words for what is done so far and for the limit (`captured`, `reserved`).
+    """
+    done_name, limit_name = names
+    key = payment_key(request)
+    record = ledger.get(key) if key is not None else None
+    money = _amount(request)
+    at = money.pattern if money is not None else ()
+    amount = minor_units(request.field(at)) if money is not None else None
+    raw = idempotency_key(request)
+    mark = f"{kind}:{raw}"
+    if record is None or amount is None or (raw is not None and mark in record.applied):
+        return  # unknown payment, no amount to judge, or a retry of a counted operation
+    allowed = limits(record)
+    if allowed is None:
+        return
+    limit, soft_limit, note = allowed
+    done = record.captured if kind == "capture" else record.refunded
+    pending = record.pending_captures if kind == "capture" else record.pending_refunds
+    others = sum(v for k, v in pending.items() if k != mark)
+    if done + amount > limit:
+        total, of, advisory, condition = done + amount, limit, False, ""
+    elif done + others + amount > soft_limit:
+        total, of, advisory = done + others + amount, soft_limit, True
+        condition = " if operations whose outcome is unknown went against it"
+    else:
+        return
+    problem = (
+        f"{kind} of {amount} would bring {done_name} to {total} "
+        f"of {of} {limit_name}{note}{condition}"
+    )
+    rejected = _REJECTED_BY.get((kind, request.api), "Vipps rejects more")
+    expected = (
+        f"at most {max(limit - done, 0)} ({limit_name} {limit}{note}, "
+        f"{done_name} so far {done}); {rejected}"
+    )
+    field_name = format_path(at)
+    yield Finding(
+        code,
+        Source.BODY,
+        field_name,
+        problem,
+        expected,
+        str(amount),
+        advisory=advisory,
+        condition="pending_may_exceed" if advisory else "exceeds",
+    )
 
 
-class CaptureWithinReserved(_WithinLimit):
+def _capture_limits(record: PaymentRecord) -> tuple[int, int, str] | None:
+    """The reservation less what was cancelled, pending captures counted as failed."""
+    ceiling = record.capture_ceiling
+    if ceiling is None:
+        return None
+    note = f" ({record.cancelled} of {record.reserved} cancelled)" if record.cancelled else ""
+    return ceiling, ceiling, note
+
+
+def _refund_limits(record: PaymentRecord) -> tuple[int, int, str] | None:
+    """The captured amount once Vipps confirmed it, pending captures counted as done."""
+    if not record.confirmed:
+        return None
+    return record.captured + sum(record.pending_captures.values()), record.captured, ""
+
+
+class CaptureWithinReserved:
     """A capture must not bring the captured total above what the payment reserved.
 
     Vipps refuses it too: ePayment 6090 "Capture amount too high" (facts §10.2), eCom 61
@@ -415,10 +427,11 @@ class CaptureWithinReserved(_WithinLimit):
     authorised amount Vipps reports, less what was cancelled (see the module docstring).
     """
 
-    kind = "capture"
-    code = "ledger.capture_exceeds_reserved"
-    summary = "A capture must not take the captured total above the reserved amount."
-    conditions = (
+    code: ClassVar[str] = "ledger.capture_exceeds_reserved"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = "A capture must not take the captured total above the reserved amount."
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition(
             "exceeds",
             Action.BLOCK,
@@ -441,17 +454,20 @@ class CaptureWithinReserved(_WithinLimit):
             why="advice: only operations of unknown outcome could make it exceed",
         ),
     )
-    _done, _limit_name = "captured", "reserved"
 
-    def _limits(self, record: PaymentRecord) -> tuple[int, int, str] | None:
-        ceiling = record.capture_ceiling
-        if ceiling is None:
-            return None
-        note = f" ({record.cancelled} of {record.reserved} cancelled)" if record.cancelled else ""
-        return ceiling, ceiling, note
+    def __init__(self, ledger: PaymentLedger) -> None:
+        self.ledger = ledger
+
+    def applies_to(self, operation: Operation) -> bool:
+        return spec_of(operation).captures
+
+    def check(self, request: AuditedRequest) -> Iterator[Finding]:
+        return _findings_over_limit(
+            self.code, "capture", self.ledger, request, _capture_limits, ("captured", "reserved")
+        )
 
 
-class RefundWithinCaptured(_WithinLimit):
+class RefundWithinCaptured:
     """A refund must not bring the refunded total above what was captured.
 
     Vipps refuses it too: ePayment 6150 "Not enough refundable" (facts §10.2), eCom 71 "refund
@@ -460,10 +476,11 @@ class RefundWithinCaptured(_WithinLimit):
     outcome count as done, so a refund is blocked only when it is certainly too large.
     """
 
-    kind = "refund"
-    code = "ledger.refund_exceeds_captured"
-    summary = "A refund must not take the refunded total above the captured amount."
-    conditions = (
+    code: ClassVar[str] = "ledger.refund_exceeds_captured"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = "A refund must not take the refunded total above the captured amount."
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition(
             "exceeds",
             Action.BLOCK,
@@ -485,12 +502,17 @@ class RefundWithinCaptured(_WithinLimit):
             why="advice: only operations of unknown outcome could make it exceed",
         ),
     )
-    _done, _limit_name = "refunded", "captured"
 
-    def _limits(self, record: PaymentRecord) -> tuple[int, int, str] | None:
-        if not record.confirmed:
-            return None
-        return record.captured + sum(record.pending_captures.values()), record.captured, ""
+    def __init__(self, ledger: PaymentLedger) -> None:
+        self.ledger = ledger
+
+    def applies_to(self, operation: Operation) -> bool:
+        return spec_of(operation).refunds
+
+    def check(self, request: AuditedRequest) -> Iterator[Finding]:
+        return _findings_over_limit(
+            self.code, "refund", self.ledger, request, _refund_limits, ("refunded", "captured")
+        )
 
 
 class CurrencyMatches:
@@ -502,11 +524,11 @@ class CurrencyMatches:
     payments it captures) is judged, against the currency created or reported by Vipps.
     """
 
-    code = "ledger.currency_mismatch"
-    default_action = Action.REPORT
-    can_repair = False
-    summary = "An ePayment capture or refund must use the currency of the payment."
-    conditions = (
+    code: ClassVar[str] = "ledger.currency_mismatch"
+    default_action: ClassVar[Action] = Action.REPORT
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = "An ePayment capture or refund must use the currency of the payment."
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition(
             "other_currency",
             Action.REPORT,

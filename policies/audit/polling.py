@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 from policies.audit.state import Clock, PaymentKey, Store, payment_key
 from policies.catalogue.operations import Operation
@@ -125,11 +126,13 @@ class PollingTooFrequent:
     so `block` is a valid choice, and then the answer is a 429 with a Retry-After.
     """
 
-    code = "polling.too_frequent"
-    default_action = Action.REPORT
-    can_repair = False
-    summary = "Poll a payment no sooner than 5 s after creating it, then at most every 2 s."
-    conditions = (
+    code: ClassVar[str] = "polling.too_frequent"
+    default_action: ClassVar[Action] = Action.REPORT
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "Poll a payment no sooner than 5 s after creating it, then at most every 2 s."
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition(
             "too_soon",
             Action.REPORT,

@@ -21,6 +21,7 @@ import math
 from array import array
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
+from typing import ClassVar
 
 from policies.audit.state import Clock, Store, idempotency_key, merchant_serial_number, payment_key
 from policies.catalogue.header_fields import SUBSCRIPTION_KEY
@@ -46,8 +47,6 @@ __all__ = [
 ]
 
 _NAMES = {MSN: "Merchant-Serial-Number", SUBSCRIPTION: "subscription key"}
-
-RATE_LIMIT_RULE = "rate_limit.exceeded"
 
 
 def _describe(per: tuple[str, ...], api: str, joiner: str) -> str:
@@ -135,11 +134,13 @@ class RateLimitGuard:
     requests for that key are held back for that long (at most the store's time to live).
     """
 
-    code = RATE_LIMIT_RULE
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = "A payment must not be called more often than Vipps' per-payment rate limits."
-    conditions = (
+    code: ClassVar[str] = "rate_limit.exceeded"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "A payment must not be called more often than Vipps' per-payment rate limits."
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition(
             "over_limit",
             Action.BLOCK,
@@ -264,3 +265,7 @@ class RateLimitGuard:
                 parts.append(request.path_params.get(name, ""))
         digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16)
         return digest.digest()
+
+
+# The code of the rule whose blocks the handler answers as Vipps would, with 429 and Retry-After.
+RATE_LIMIT_RULE = RateLimitGuard.code

@@ -210,6 +210,8 @@ class Rule(Protocol):
 
     `default_action` is the action of findings that name no condition (a rule that declares
     none); a rule that declares conditions takes each finding's default from its condition.
+    Each rule class declares `code`, `default_action`, `can_repair`, `summary` and `conditions`
+    in that order, as `ClassVar`-annotated attributes of its own class.
     """
 
     @property

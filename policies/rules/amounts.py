@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
+from typing import ClassVar
 
 from policies.catalogue.money_fields import (
     INT32,
@@ -130,11 +131,13 @@ class AmountIsInteger:
     or `4.99E+4` as the integer it already is; it never rounds, so nothing else is repaired.
     """
 
-    code = "amount.not_integer"
-    default_action = Action.BLOCK
-    can_repair = True
-    summary = 'Amounts must be whole JSON integers of minor units (49900, not 49900.0 or "49900").'
-    conditions = (
+    code: ClassVar[str] = "amount.not_integer"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = True
+    summary: ClassVar[str] = (
+        'Amounts must be whole JSON integers of minor units (49900, not 49900.0 or "49900").'
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition("fraction", Action.BLOCK, (NEWSLETTER_AMOUNTS, EPAYMENT_AMOUNT_INVALID)),
         Condition("integral_float", Action.BLOCK, (EPAYMENT_AMOUNT_INVALID, KB_HTTP_500)),
         Condition("not_a_number", Action.BLOCK, (EPAYMENT_AMOUNT_INVALID, KB_HTTP_500)),
@@ -208,11 +211,13 @@ class AmountWithinLimits:
     advisory for the others. Non-integers are `amount.not_integer`'s business.
     """
 
-    code = "amount.limits"
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = "Amounts must be within the minimum and maximum Vipps documents per API and currency."
-    conditions = (
+    code: ClassVar[str] = "amount.limits"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "Amounts must be within the minimum and maximum Vipps documents per API and currency."
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition(
             "minimum",
             Action.BLOCK,
@@ -387,11 +392,13 @@ class CurrencyAllowed:
     eCom has no currency field (NOK only). Null is left to the shape rules.
     """
 
-    code = "amount.currency"
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = "Currency codes must be ones the API accepts (ePayment: NOK, DKK, EUR; ...)."
-    conditions = (
+    code: ClassVar[str] = "amount.currency"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "Currency codes must be ones the API accepts (ePayment: NOK, DKK, EUR; ...)."
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition(
             "card_passthrough_only",
             Action.BLOCK,
@@ -523,21 +530,21 @@ class AmountBounds:
     the agreement's), is not checked. Receipt lines, shipping, captures and refunds never are.
     """
 
-    bounds: Mapping[str, tuple[int, int]]
-
-    code = "amount.bounds"
-    default_action = Action.REPORT
-    can_repair = False
-    conditions = (
+    code: ClassVar[str] = "amount.bounds"
+    default_action: ClassVar[Action] = Action.REPORT
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "Main payment amounts must lie in the configured per-currency range (the x100 mistake)."
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition(
             "house_range",
             Action.REPORT,
             why="a house rule: Vipps accepts such amounts; the range is the operator's own",
         ),
     )
-    summary = (
-        "Main payment amounts must lie in the configured per-currency range (the x100 mistake)."
-    )
+
+    bounds: Mapping[str, tuple[int, int]]
 
     def __post_init__(self) -> None:
         for currency, (low, high) in self.bounds.items():

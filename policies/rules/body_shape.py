@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import ClassVar
 
 from policies.catalogue.operations import Operation
 from policies.catalogue.request_fields import ObjectFields, RequestBody
@@ -89,11 +90,15 @@ class BodyIsJson:
     absent in 1.4.1, so Vipps may well ignore it.
     """
 
-    code = "body.invalid_json"
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = "A body sent to an operation that takes JSON must be valid JSON in UTF-8."
-    conditions = (Condition("invalid_json", Action.BLOCK, (EPAYMENT_MALFORMED_BODY, KB_HTTP_500)),)
+    code: ClassVar[str] = "body.invalid_json"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "A body sent to an operation that takes JSON must be valid JSON in UTF-8."
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("invalid_json", Action.BLOCK, (EPAYMENT_MALFORMED_BODY, KB_HTTP_500)),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return spec_of(operation).body is not None
@@ -122,11 +127,15 @@ class NoDuplicateKeys:
     free maps such as ePayment `metadata` count too.
     """
 
-    code = "body.duplicate_key"
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = "No JSON object in the body may name a key twice (parsers disagree on which wins)."
-    conditions = (Condition("duplicate_key", Action.BLOCK, (GUARD_DUPLICATE_KEY,)),)
+    code: ClassVar[str] = "body.duplicate_key"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "No JSON object in the body may name a key twice (parsers disagree on which wins)."
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("duplicate_key", Action.BLOCK, (GUARD_DUPLICATE_KEY,)),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return spec_of(operation).body is not None
@@ -151,11 +160,15 @@ class BodyIsObject:
     #/components/schemas/CreatePaymentRequest], [RC #/components/schemas/CreateChargeV3].
     """
 
-    code = "body.not_object"
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = "The body must be a JSON object where the operation's schema is an object."
-    conditions = (Condition("not_object", Action.BLOCK, (EPAYMENT_MALFORMED_BODY, KB_HTTP_500)),)
+    code: ClassVar[str] = "body.not_object"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "The body must be a JSON object where the operation's schema is an object."
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("not_object", Action.BLOCK, (EPAYMENT_MALFORMED_BODY, KB_HTTP_500)),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         body = spec_of(operation).body
@@ -190,11 +203,13 @@ class FieldNameCase:
     so there the finding is advice, never a block.
     """
 
-    code = "body.field_case"
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = "Known field names must be spelled in their exact case (fallBack, not fallback)."
-    conditions = (
+    code: ClassVar[str] = "body.field_case"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "Known field names must be spelled in their exact case (fallBack, not fallback)."
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition("ecom", Action.BLOCK, (KB_HTTP_500,)),
         Condition(
             "other_api",
@@ -254,11 +269,11 @@ class RequiredFields:
     elsewhere.
     """
 
-    code = "body.missing_field"
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = "Fields the operation's spec requires must be present and not null."
-    conditions = (
+    code: ClassVar[str] = "body.missing_field"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = "Fields the operation's spec requires must be present and not null."
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition("epayment", Action.BLOCK, (EPAYMENT_MISSING_PARAMETER,)),
         Condition("checkout", Action.BLOCK, (CHECKOUT_FIELD_REQUIRED,)),
         Condition("recurring", Action.BLOCK, (RECURRING_VALIDATION_ERROR,)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 from policies.catalogue.operations import Operation
 from policies.catalogue.spec import EXPRESS_PAYMENT, PAYMENT_TYPE, spec_of
@@ -34,11 +35,13 @@ class ExplicitCheckoutFlow:
     accepts the payment either way.
     """
 
-    code = "express.explicit_flow"
-    default_action = Action.REPORT
-    can_repair = False
-    summary = "eCom express payments should set transaction.useExplicitCheckoutFlow to true."
-    conditions = (
+    code: ClassVar[str] = "express.explicit_flow"
+    default_action: ClassVar[Action] = Action.REPORT
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "eCom express payments should set transaction.useExplicitCheckoutFlow to true."
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
         Condition("advice", Action.REPORT, why="advice: Vipps accepts the payment either way"),
     )
 

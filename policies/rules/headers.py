@@ -428,11 +428,15 @@ class SingleValueHeaders:
     (RFC 9110 §5.3); none of these is one.
     """
 
-    code = "header.repeated"
-    default_action = Action.BLOCK
-    can_repair = False
-    summary = "single-value headers (Authorization, MSN, Idempotency-Key, ...) are sent once"
-    conditions = (Condition("repeated", Action.BLOCK, (GUARD_DUPLICATE_HEADER,)),)
+    code: ClassVar[str] = "header.repeated"
+    default_action: ClassVar[Action] = Action.BLOCK
+    can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = (
+        "single-value headers (Authorization, MSN, Idempotency-Key, ...) are sent once"
+    )
+    conditions: ClassVar[tuple[Condition, ...]] = (
+        Condition("repeated", Action.BLOCK, (GUARD_DUPLICATE_HEADER,)),
+    )
 
     def applies_to(self, operation: Operation) -> bool:
         return True

@@ -367,12 +367,13 @@ class PhoneNumberRecognised:
     code: ClassVar[str] = "phone.unrecognised"
     default_action: ClassVar[Action] = Action.REPORT
     can_repair: ClassVar[bool] = False
+    summary: ClassVar[str] = "phone numbers are in ranges libphonenumber knows to be allocated"
     conditions: ClassVar[tuple[Condition, ...]] = (
         Condition(
             "unallocated", Action.REPORT, why="advice: Vipps' own test users have such numbers"
         ),
     )
-    summary: ClassVar[str] = "phone numbers are in ranges libphonenumber knows to be allocated"
+
     default_region: str = "NO"
 
     def __post_init__(self) -> None:
