@@ -3,7 +3,9 @@
 One record per request carries everything known about it: operation, status, outcome,
 durations, the policy findings, and for every response of status 400 or more the error body
 (parsed JSON when it parses, else text), redacted and capped. The sink is injectable so tests
-read records instead of stdout.
+read records instead of stdout. The record is built from the request's `RequestFacts` by pure
+functions: `request_level` picks its level, `is_problem` says whether the dashboard keeps it,
+and `request_record` builds it, redacted.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import IO, Any
@@ -21,8 +24,8 @@ from typing import IO, Any
 import orjson
 
 from policies.core.jsonbody import JsonValue
-from policies.core.model import Decision
-from policies.core.redaction import mask_text, redact_json
+from policies.core.model import Decision, Outcome, Verdict
+from policies.core.redaction import mask_text, redact_json, redact_query, scrub_record
 
 Sink = Callable[[bytes], None]
 Record = dict[str, Any]
@@ -174,6 +177,121 @@ def finding_records(decisions: tuple[Decision, ...]) -> list[Record]:
         }
         for d in decisions
     ]
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    """What is known about one finished request: the metrics' labels and the record's fields.
+
+    Everything here is as the request passed, unredacted (the path, the query, the request's own
+    credentials in `secrets`); `request_record` is where the redaction happens. Built once per
+    request and only read after; not `frozen`, whose `__init__` costs ten times as much.
+    """
+
+    request_id: str
+    method: str
+    api: str
+    operation: str
+    status: int
+    # What the proxy did: forwarded, blocked, upstream_error, client_closed or shutdown.
+    outcome: str
+    seconds: float
+    path: str
+    query: str = ""
+    verdict: Verdict | None = None
+    # Vipps' answer to a forwarded request that had findings (`proxy.grading.graded_outcome`).
+    graded: str | None = None
+    upstream_seconds: float | None = None
+    upstream_reason: str | None = None
+    upstream_trace_id: str | None = None
+    vipps_error_code: str | None = None
+    retry_after: str | None = None
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class ErrorAnswer:
+    """The error answer a request got, as the record quotes it (redacted and capped).
+
+    `masked`: the proxy's own answer, built from already-masked values (see `error_body`).
+    """
+
+    body: bytes
+    content_type: str
+    masked: bool = False
+
+
+def request_level(facts: RequestFacts) -> str:
+    """The level of a request record: by status, raised for a rule error (error) or for a
+    finding the proxy did more than report (warning) on a request answered below 400."""
+    level = level_for_status(facts.status)
+    verdict = facts.verdict
+    if level != "info" or verdict is None:
+        return level
+    if verdict.failures:
+        return "error"
+    # A forwarded request with findings is worth reading even when Vipps said yes.
+    if verdict.decisions and any(d.outcome is not Outcome.REPORTED for d in verdict.decisions):
+        return "warning"
+    return level
+
+
+def is_problem(facts: RequestFacts) -> bool:
+    """Whether the record is one the dashboard keeps: answered 400 or more, or with findings
+    or rule errors."""
+    verdict = facts.verdict
+    return facts.status >= 400 or (
+        verdict is not None and bool(verdict.decisions or verdict.failures)
+    )
+
+
+def request_record(
+    facts: RequestFacts, answer: ErrorAnswer | None = None, body_max: int = 0
+) -> Record:
+    """The audit record of one request, redacted: the path, query, Vipps error code, findings
+    and rule errors masked, the error answer (`answer`, capped at `body_max` bytes) redacted,
+    and the request's own credentials scrubbed from what can quote them verbatim."""
+    record: Record = {
+        "request_id": facts.request_id,
+        "method": facts.method,
+        "path": mask_text(facts.path),
+        "api": facts.api,
+        "operation": facts.operation,
+        "status": facts.status,
+        "outcome": facts.outcome,
+        "duration_ms": round(facts.seconds * 1000, 3),
+    }
+    if facts.query:
+        record["query"] = redact_query(facts.query)
+    if facts.upstream_seconds is not None:
+        record["upstream_ms"] = round(facts.upstream_seconds * 1000, 3)
+    if facts.upstream_reason is not None:
+        record["upstream_error"] = facts.upstream_reason
+    if facts.upstream_trace_id is not None:
+        record["upstream_trace_id"] = facts.upstream_trace_id
+    if facts.vipps_error_code is not None:
+        record["vipps_error_code"] = mask_text(facts.vipps_error_code[:64])
+    if facts.retry_after is not None:
+        record["retry_after"] = facts.retry_after[:64]
+    verdict = facts.verdict
+    if verdict is not None and (verdict.decisions or verdict.failures):
+        record["findings"] = finding_records(verdict.decisions)
+        if facts.graded is not None:
+            record["vipps_outcome"] = facts.graded
+        if verdict.repaired:
+            record["repaired"] = True
+        if verdict.failures:
+            record["rule_errors"] = [
+                {"rule": f.rule, "error": mask_text(f.error)} for f in verdict.failures
+            ]
+    if answer is not None:
+        record["error_body"] = error_body(
+            answer.body, answer.content_type, body_max, masked=answer.masked
+        )
+    if facts.secrets and ("error_body" in record or "rule_errors" in record):
+        scrubbed: Record = scrub_record(record, facts.secrets)
+        return scrubbed
+    return record
 
 
 Observer = Callable[[str, str, Record], None]

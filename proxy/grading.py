@@ -4,9 +4,10 @@ A finding in report mode, or of a condition that only reports, is `would_block`:
 doubted the request, and the proxy forwarded it anyway. Vipps' answer grades that doubt. When
 Vipps accepted the request, the rule was *contradicted* (it would have failed a payment Vipps
 takes, so it must not be switched to `block`); when Vipps rejected it, the rule was
-*confirmed*. `RuleGrades` reads the audit records (the `vipps_outcome` the handler adds) and
-keeps, per rule, the three counts and the latest example, for the error dashboard. The same
-counts, with advice and repairs too, are the metric `vipps_proxy_finding_outcomes_total`.
+*confirmed*. `graded_outcome` is that answer for one request (the record's `vipps_outcome`);
+`RuleGrades` reads the audit records and keeps, per rule, the three counts and the latest
+example, for the error dashboard. The same counts, with advice and repairs too, are the metric
+`vipps_proxy_finding_outcomes_total`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies.core.model import Verdict
 from proxy.audit import Record
 
 # What a rule doubted but let through: `would_repair` is what report mode makes of a repair.
 DOUBTED = frozenset({"would_block", "would_repair"})
 OUTCOMES = ("accepted", "rejected", "no_answer")
 DEFAULT_MAX_RULES = 100
+# The outcomes of a request that Vipps' answer (or its absence) grades.
+_GRADED = frozenset({"forwarded", "upstream_error"})
+
+
+def vipps_outcome(status: int | None) -> str:
+    """What Vipps made of a forwarded request: `accepted` (2xx), `rejected` (4xx), or
+    `no_answer` (5xx, none at all, or anything else that says nothing about the request)."""
+    if status is not None and 200 <= status < 300:
+        return "accepted"
+    if status is not None and 400 <= status < 500:
+        return "rejected"
+    return "no_answer"
+
+
+def graded_outcome(verdict: Verdict | None, outcome: str, status: int) -> str | None:
+    """Vipps' answer to a request a rule doubted and the proxy sent on (`outcome` forwarded or
+    upstream_error, where no answer came); None when there is nothing to grade."""
+    if verdict is None or not verdict.decisions or outcome not in _GRADED:
+        return None
+    return vipps_outcome(None if outcome == "upstream_error" else status)
 
 
 @dataclass(slots=True)

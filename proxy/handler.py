@@ -18,16 +18,24 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from policies.audit.payment_audit import ObserveResult, PaymentAudit
-from policies.audit.ratelimit import RATE_LIMIT_RULE
 from policies.catalogue.operations import UNKNOWN, Operation, identify
 from policies.core.engine import PolicyEngine
 from policies.core.errors import ErrorDocument, render_block, vipps_error_code, vipps_trace_id
 from policies.core.jsonbody import JsonValue
 from policies.core.model import AuditedRequest, Finding, Headers, Outcome, Verdict, audited_request
-from policies.core.redaction import SECRET_FIELDS, mask_text, redact_query, scrub, scrub_record
-from proxy.audit import AuditLog, Record, error_body, finding_records, level_for_status
+from policies.core.redaction import SECRET_FIELDS, mask_text, scrub
+from proxy.audit import (
+    AuditLog,
+    ErrorAnswer,
+    RequestFacts,
+    is_problem,
+    request_level,
+    request_record,
+)
 from proxy.content_coding import decode_body, encode_body
 from proxy.drain import Drain
+from proxy.grading import graded_outcome
+from proxy.grading import vipps_outcome as vipps_outcome  # importable from here too
 from proxy.metrics import ProxyMetrics
 from proxy.problem import (
     BadRequest,
@@ -43,7 +51,6 @@ from proxy.upstream import Upstream, UpstreamResponse, end_to_end
 
 FINDINGS_HEADER = "Audit-Proxy-Findings"
 REQUEST_ID_HEADER = "X-Request-Id"
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID_MAX = 128
 
 
@@ -99,18 +106,29 @@ def _catalogued(method: str, path: str) -> bool:
     return identify(method, path).operation is not UNKNOWN
 
 
-def _noteworthy(verdict: Verdict) -> bool:
-    return any(d.outcome is not Outcome.REPORTED for d in verdict.decisions)
+def _outcome(exchange: Exchange, status: int) -> str:
+    """What the proxy did with the request, as the metrics and the record name it."""
+    if exchange.cut:
+        return "shutdown"
+    if exchange.upstream_reason is not None:
+        return "upstream_error"
+    if status == ClientClosed.status:
+        return "client_closed"
+    if exchange.upstream_seconds is None:
+        return "blocked"
+    return "forwarded"
 
 
-def vipps_outcome(status: int | None) -> str:
-    """What Vipps made of a forwarded request: `accepted` (2xx), `rejected` (4xx), or
-    `no_answer` (5xx, none at all, or anything else that says nothing about the request)."""
-    if status is not None and 200 <= status < 300:
-        return "accepted"
-    if status is not None and 400 <= status < 500:
-        return "rejected"
-    return "no_answer"
+def _error_answer(exchange: Exchange, response: web.StreamResponse) -> ErrorAnswer | None:
+    """The error answer the record quotes: a block's as logged (masked), else the body of any
+    answer of 400 or more."""
+    logged = exchange.logged_block
+    if logged is not None:
+        return ErrorAnswer(orjson.dumps(logged.body), logged.content_type, masked=True)
+    if response.status >= 400 and isinstance(response, web.Response):
+        body = response.body if isinstance(response.body, bytes) else b""
+        return ErrorAnswer(body, response.content_type)
+    return None
 
 
 def _parse_json(answer: UpstreamResponse) -> JsonValue:
@@ -393,102 +411,32 @@ class ProxyHandler:
     def _record(
         self, exchange: Exchange, response: web.StreamResponse, path: str, query: str
     ) -> None:
-        op = exchange.operation
-        api, name = op.api, op.name
+        """Count the finished request; build its audit record only if a reader wants it."""
         status = response.status
-        if exchange.cut:
-            outcome = "shutdown"
-        elif exchange.upstream_reason is not None:
-            outcome = "upstream_error"
-        elif status == ClientClosed.status:
-            outcome = "client_closed"
-        elif exchange.upstream_seconds is None:
-            outcome = "blocked"
-        else:
-            outcome = "forwarded"
-        method = exchange.method if exchange.method in _METHODS else "other"
-        elapsed = time.perf_counter() - exchange.started
-        m = self._metrics
-        requests, duration = m.request_series(api, name, method, status, outcome)
-        requests.inc()
-        duration.observe(elapsed)
-        if exchange.upstream_seconds is not None and exchange.upstream_reason is None:
-            m.upstream_series(api, name).observe(exchange.upstream_seconds)
-        if exchange.upstream_reason is not None:
-            m.upstream_errors.labels(api, name, exchange.upstream_reason).inc()
-        elif outcome == "forwarded" and status >= 400:
-            code = m.error_code_label(exchange.vipps_error_code)
-            m.vipps_errors.labels(api, name, str(status), code).inc()
+        outcome = _outcome(exchange, status)
         verdict = exchange.verdict
-        if verdict is not None:
-            for decision in verdict.decisions:
-                rule = decision.finding.rule
-                m.finding_series(api, name, rule, decision.outcome.value).inc()
-                if rule == RATE_LIMIT_RULE and decision.outcome is Outcome.BLOCKED:
-                    m.rate_limited.labels(api, name).inc()
-            for failure in verdict.failures:
-                m.rule_errors.labels(failure.rule).inc()
-        # Vipps' answer to a request a rule doubted grades the rule (one count per rule).
-        graded: str | None = None
-        if verdict is not None and verdict.decisions and outcome in ("forwarded", "upstream_error"):
-            graded = vipps_outcome(None if outcome == "upstream_error" else status)
-            for rule in verdict.rule_codes:
-                m.finding_outcomes.labels(api, name, rule, graded).inc()
-
-        level = level_for_status(status)
-        if level == "info" and verdict is not None and verdict.failures:
-            level = "error"
-        elif level == "info" and verdict is not None and _noteworthy(verdict):
-            # A forwarded request with findings is worth reading even when Vipps said yes.
-            level = "warning"
-        problem = status >= 400 or (
-            verdict is not None and bool(verdict.decisions or verdict.failures)
+        facts = RequestFacts(
+            exchange.request_id,
+            exchange.method,
+            exchange.operation.api,
+            exchange.operation.name,
+            status,
+            outcome,
+            time.perf_counter() - exchange.started,
+            path,
+            query,
+            verdict,
+            graded_outcome(verdict, outcome, status),
+            exchange.upstream_seconds,
+            exchange.upstream_reason,
+            exchange.upstream_trace_id,
+            exchange.vipps_error_code,
+            exchange.retry_after,
+            exchange.secrets,
         )
-        if not self._audit.enabled(level, problem=problem):
+        self._metrics.count_request(facts)
+        level = request_level(facts)
+        if not self._audit.enabled(level, problem=is_problem(facts)):
             return
-        record: Record = {
-            "request_id": exchange.request_id,
-            "method": exchange.method,
-            "path": mask_text(path),
-            "api": api,
-            "operation": name,
-            "status": status,
-            "outcome": outcome,
-            "duration_ms": round(elapsed * 1000, 3),
-        }
-        if query:
-            record["query"] = redact_query(query)
-        if exchange.upstream_seconds is not None:
-            record["upstream_ms"] = round(exchange.upstream_seconds * 1000, 3)
-        if exchange.upstream_reason is not None:
-            record["upstream_error"] = exchange.upstream_reason
-        if exchange.upstream_trace_id is not None:
-            record["upstream_trace_id"] = exchange.upstream_trace_id
-        if exchange.vipps_error_code is not None:
-            record["vipps_error_code"] = mask_text(exchange.vipps_error_code[:64])
-        if exchange.retry_after is not None:
-            record["retry_after"] = exchange.retry_after[:64]
-        if verdict is not None and (verdict.decisions or verdict.failures):
-            record["findings"] = finding_records(verdict.decisions)
-            if graded is not None:
-                record["vipps_outcome"] = graded
-            if verdict.repaired:
-                record["repaired"] = True
-            if verdict.failures:
-                record["rule_errors"] = [
-                    {"rule": f.rule, "error": mask_text(f.error)} for f in verdict.failures
-                ]
-        if exchange.logged_block is not None:
-            logged = exchange.logged_block
-            record["error_body"] = error_body(
-                orjson.dumps(logged.body), logged.content_type, self._log_body_max, masked=True
-            )
-        elif status >= 400 and isinstance(response, web.Response):
-            record["error_body"] = error_body(
-                response.body if isinstance(response.body, bytes) else b"",
-                response.content_type,
-                self._log_body_max,
-            )
-        if exchange.secrets and ("error_body" in record or "rule_errors" in record):
-            record = scrub_record(record, exchange.secrets)
+        record = request_record(facts, _error_answer(exchange, response), self._log_body_max)
         self._audit.write(level, "request", record)

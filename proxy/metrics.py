@@ -17,6 +17,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from policies.audit.payment_audit import StoreStats
+from policies.audit.ratelimit import RATE_LIMIT_RULE
+from policies.core.model import Outcome
+from proxy.audit import RequestFacts
 
 # Payment calls take tens to hundreds of milliseconds at Vipps; the proxy's own share is far
 # below a millisecond. The buckets resolve both ends.
@@ -33,6 +36,8 @@ _STATE_BUCKETS = (
 # Recurring "charge-amount-too-high". A long digit run is no code (it could be a phone number).
 _ERROR_CODE = re.compile(r"^(?:\d{1,6}|[A-Za-z][A-Za-z0-9._-]{0,39})$")
 ERROR_CODE_CAP = 100
+# Methods a label names; any other is counted as `other`.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class ProxyMetrics:
@@ -147,6 +152,38 @@ class ProxyMetrics:
         self._request_series: dict[tuple[str, str, str, int, str], tuple[Counter, Histogram]] = {}
         self._upstream_series: dict[tuple[str, str], Histogram] = {}
         self._finding_series: dict[tuple[str, str, str, str], Counter] = {}
+
+    def count_request(self, facts: RequestFacts) -> None:
+        """Count one finished request in every metric it belongs to: requests and durations,
+        upstream errors and Vipps' error codes, findings by action, rate limits, rule errors,
+        and Vipps' grading of the rules that doubted it."""
+        api, name, status, outcome = facts.api, facts.operation, facts.status, facts.outcome
+        method = facts.method if facts.method in _METHODS else "other"
+        requests, duration = self.request_series(api, name, method, status, outcome)
+        requests.inc()
+        duration.observe(facts.seconds)
+        if facts.upstream_reason is not None:
+            self.upstream_errors.labels(api, name, facts.upstream_reason).inc()
+        else:
+            if facts.upstream_seconds is not None:
+                self.upstream_series(api, name).observe(facts.upstream_seconds)
+            if outcome == "forwarded" and status >= 400:
+                code = self.error_code_label(facts.vipps_error_code)
+                self.vipps_errors.labels(api, name, str(status), code).inc()
+        verdict = facts.verdict
+        if verdict is None:
+            return
+        for decision in verdict.decisions:
+            rule = decision.finding.rule
+            self.finding_series(api, name, rule, decision.outcome.value).inc()
+            if rule == RATE_LIMIT_RULE and decision.outcome is Outcome.BLOCKED:
+                self.rate_limited.labels(api, name).inc()
+        for failure in verdict.failures:
+            self.rule_errors.labels(failure.rule).inc()
+        if facts.graded is not None:
+            # One count per rule, however many findings it made.
+            for rule in verdict.rule_codes:
+                self.finding_outcomes.labels(api, name, rule, facts.graded).inc()
 
     def request_series(
         self, api: str, operation: str, method: str, status: int, outcome: str
