@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
@@ -37,8 +38,11 @@ from proxy.dashboard import install_dashboard
 from proxy.drain import Budget, Drain
 from proxy.handler import ProxyHandler
 from proxy.metrics import ProxyMetrics, StateCollector
-from proxy.state_redis import RedisState
 from proxy.upstream import Upstream
+
+if TYPE_CHECKING:
+    # redis-py is loaded only when VIPPS_PROXY_STATE_URL asks for it (about 20 MB).
+    from proxy.state_redis import RedisState
 
 
 @dataclass
@@ -102,7 +106,11 @@ def build_state(
     """
     registry = registry if registry is not None else CollectorRegistry()
     metrics = ProxyMetrics(registry, __version__)
-    shared = RedisState(settings, metrics, wall_clock=wall_clock) if settings.state_url else None
+    shared: RedisState | None = None
+    if settings.state_url:
+        from proxy.state_redis import RedisState
+
+        shared = RedisState(settings, metrics, wall_clock=wall_clock)
     if shared is None:
         payments = build_payment_audit(settings, clock)
         registry.register(StateCollector(payments.stats))

@@ -12,6 +12,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
@@ -46,8 +47,11 @@ from proxy.problem import (
     UpstreamError,
     render_problem,
 )
-from proxy.state_redis import RedisState
 from proxy.upstream import Upstream, UpstreamResponse, end_to_end
+
+if TYPE_CHECKING:
+    # redis-py is loaded only when VIPPS_PROXY_STATE_URL asks for it (about 20 MB).
+    from proxy.state_redis import RedisState
 
 FINDINGS_HEADER = "Audit-Proxy-Findings"
 REQUEST_ID_HEADER = "X-Request-Id"

@@ -60,3 +60,15 @@ def test_the_readme_names_every_module_where_it_lies() -> None:
         if p.suffix in (".py", ".html") and p.name != "__init__.py"
     }
     assert named == modules
+
+
+def test_the_default_start_path_loads_no_redis_client() -> None:
+    """redis-py (about 20 MB of the process) is loaded only when shared state is configured."""
+    code = (
+        "import sys, proxy.startup, proxy.app, proxy.handler\n"
+        "print(','.join(sorted(n for n in sys.modules if n.split('.')[0] == 'redis')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
