@@ -418,6 +418,14 @@ def _refund_limits(record: PaymentRecord) -> tuple[int, int, str] | None:
     return record.captured + sum(record.pending_captures.values()), record.captured, ""
 
 
+# Both limits report, never block, what only operations of unknown outcome could take over.
+_PENDING_MAY_EXCEED = Condition(
+    "pending_may_exceed",
+    Action.REPORT,
+    why="advice: only operations of unknown outcome could make it exceed",
+)
+
+
 class CaptureWithinReserved:
     """A capture must not bring the captured total above what the payment reserved.
 
@@ -448,11 +456,7 @@ class CaptureWithinReserved:
                 ),
             ),
         ),
-        Condition(
-            "pending_may_exceed",
-            Action.REPORT,
-            why="advice: only operations of unknown outcome could make it exceed",
-        ),
+        _PENDING_MAY_EXCEED,
     )
 
     def __init__(self, ledger: PaymentLedger) -> None:
@@ -496,11 +500,7 @@ class RefundWithinCaptured:
                 ),
             ),
         ),
-        Condition(
-            "pending_may_exceed",
-            Action.REPORT,
-            why="advice: only operations of unknown outcome could make it exceed",
-        ),
+        _PENDING_MAY_EXCEED,
     )
 
     def __init__(self, ledger: PaymentLedger) -> None:
