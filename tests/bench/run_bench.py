@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -111,6 +111,7 @@ class Running:
     child: Child | None
     url: str
     saturated: LoadResult | None = None
+    rounds: list[LoadResult] = field(default_factory=list)
     paced: LoadResult | None = None
     serial: LoadResult | None = None
     noise: dict[str, float] | None = None
@@ -138,13 +139,16 @@ def _phase(
 
 
 def saturate(setup: Setup, plan: Plan, row: Running) -> None:
-    """Warm the row up, then measure its throughput with every connection kept busy."""
+    """Warm the row up, then measure its throughput with every connection kept busy; over
+    several rounds the row's figure is its median round."""
     _phase(setup, row, "w", plan.warmup_s, plan.saturation_connections)
-    row.saturated, other = _phase(setup, row, "s", plan.saturation_s, plan.saturation_connections)
-    row.noise = {"saturated": other}
+    measured, other = _phase(setup, row, "s", plan.saturation_s, plan.saturation_connections)
+    row.rounds.append(measured)
+    row.saturated = sorted(row.rounds, key=lambda r: r.rps)[(len(row.rounds) - 1) // 2]
+    row.noise = {"saturated": max(other, (row.noise or {}).get("saturated", 0.0))}
     print(
-        f"  row {row.key:<3} {row.label:<32} {row.saturated.rps:>9,.0f} req/s"
-        f"  statuses {row.saturated.statuses}{_noisy(other)}",
+        f"  row {row.key:<3} {row.label:<32} {measured.rps:>9,.0f} req/s"
+        f"  statuses {measured.statuses}{_noisy(other)}",
         flush=True,
     )
 
@@ -335,17 +339,20 @@ def measure_all(
         setup = start_stand_in(kids, workdir, *cpus)
         # Every row's process is started first (an idle one costs nothing on core 0), so the
         # paced rate can be chosen below the slowest row's saturation before any is paced.
-        running = [
-            Running(key, label, *start(setup))
-            for key, label, start in rows(uvloop, ablation=args.ablation)
-        ]
+        chosen = [r for r in rows(uvloop, ablation=args.ablation) if _wanted(args, r[0])]
+        running = [Running(key, label, *start(setup)) for key, label, start in chosen]
         print(
             f"saturation: wrk -t1 -c{plan.saturation_connections}"
             f" for {plan.saturation_s:g} s per row after {plan.warmup_s:g} s of warm-up",
             flush=True,
         )
-        for row in running:
-            saturate(setup, plan, row)
+        # Rounds alternate the order (1 2 3, then 3 2 1, ...), so no row is always measured
+        # first or right after the same neighbour; each row's figure is its median round.
+        for number in range(args.rounds):
+            if args.rounds > 1:
+                print(f" round {number + 1} of {args.rounds}", flush=True)
+            for row in running if number % 2 == 0 else running[::-1]:
+                saturate(setup, plan, row)
         rate = choose_rate(plan, args.rate, running)
         print(
             f"paced: {rate:,.0f} req/s over {plan.paced_connections} connections"
@@ -368,6 +375,10 @@ def measure_all(
                 kids.stop(row.child)
         soaked = soak(setup, plan, uvloop, args.soak_tracemalloc) if not args.no_soak else None
         return results, soaked, rate
+
+
+def _wanted(args: argparse.Namespace, key: str) -> bool:
+    return not args.rows or key in args.rows.split(",")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -446,6 +457,15 @@ def main() -> int:
         help="wait up to this long for other processes to go idle first (default 60)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the logs of every process")
+    parser.add_argument(
+        "--rows", default="", help="only these rows, e.g. 1,3,4,F (ratios need rows 1 and 3)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="saturation rounds per row, in alternating order; each row's figure is its median",
+    )
     parser.add_argument(
         "--ablation",
         action="store_true",
