@@ -14,11 +14,9 @@ from policies.catalogue.spec import EXPRESS_PAYMENT, PAYMENT_TYPE, spec_of
 from policies.core.jsonbody import Path, encode_value, format_path
 from policies.core.model import Action, AuditedRequest, Condition, Finding, Source, describe_value
 
-__all__ = ["EXPRESS_PAYMENT", "PAYMENT_TYPE_FIELD", "ExplicitCheckoutFlow"]
+__all__ = ["ExplicitCheckoutFlow"]
 
 _EXPLICIT_FLOW: Path = ("transaction", "useExplicitCheckoutFlow")
-PAYMENT_TYPE_FIELD: Path = PAYMENT_TYPE
-"""Where an eCom initiate body says whether it is an express payment."""
 
 
 @dataclass(frozen=True, slots=True)

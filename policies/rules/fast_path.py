@@ -30,13 +30,15 @@ from typing import Any
 from pydantic_core import SchemaValidator, ValidationError
 from pydantic_core import core_schema as cs
 
+from policies.catalogue.id_fields import IdFormat
 from policies.catalogue.money_fields import INT64, MoneyField
 from policies.catalogue.operations import OPERATIONS, Operation
+from policies.catalogue.phone_fields import PhoneField
 from policies.catalogue.request_fields import (
     ObjectFields,
     RequestBody,
 )
-from policies.catalogue.spec import spec_of
+from policies.catalogue.spec import PAYMENT_TYPE, spec_of
 from policies.core.jsonbody import Path
 from policies.core.model import AuditedRequest, Rule
 from policies.rules.amounts import (
@@ -53,14 +55,10 @@ from policies.rules.body_shape import (
     NoDuplicateKeys,
     RequiredFields,
 )
-from policies.rules.express import PAYMENT_TYPE_FIELD, ExplicitCheckoutFlow
-from policies.rules.phones import PhoneField, PhoneNumberFormat, PhoneNumberRecognised
+from policies.rules.express import ExplicitCheckoutFlow
+from policies.rules.phones import PhoneNumberFormat, PhoneNumberRecognised
 from policies.rules.phones import is_clean_phone as _is_clean_phone
-from policies.rules.references import (
-    IdFormat,
-    ReferenceFormat,
-    ReferenceMismatch,
-)
+from policies.rules.references import ReferenceFormat, ReferenceMismatch
 from policies.rules.urls import CallbackIsHttps, LocalhostUrl
 
 __all__ = ["COVERED_RULES", "BodyFacts", "BodyValidators", "body_facts", "compile_validator"]
@@ -248,7 +246,7 @@ def _tree(facts: BodyFacts, bounds: Mapping[str, tuple[int, int]]) -> _Node:
         _constrain(root, pattern, url)
     if facts.express:
         # The explicit-flow flag matters only for express payments, which are left to the rule.
-        _constrain(root, PAYMENT_TYPE_FIELD, cs.literal_schema([_REGULAR_PAYMENT]))
+        _constrain(root, PAYMENT_TYPE, cs.literal_schema([_REGULAR_PAYMENT]))
     return root
 
 

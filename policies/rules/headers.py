@@ -17,17 +17,9 @@ from typing import ClassVar
 
 from policies.catalogue.header_fields import (
     AUTHORIZATION,
-    BEARER_APIS,
-    CLIENT_ID,
-    CLIENT_SECRET,
-    IDEMPOTENCY_KEY,
     MERCHANT_SERIAL_NUMBER,
-    REQUEST_ID,
-    SUBSCRIPTION_KEY,
     SYSTEM_HEADERS,
     KeyFormat,
-    Requirement,
-    required_headers,
 )
 from policies.catalogue.operations import UNKNOWN, Operation
 from policies.catalogue.spec import spec_of
@@ -49,23 +41,7 @@ from policies.rules.evidence import (
     RECURRING_IDEMPOTENCY_KEY,
 )
 
-__all__ = [
-    "AUTHORIZATION",
-    "BEARER_APIS",
-    "CLIENT_ID",
-    "CLIENT_SECRET",
-    "IDEMPOTENCY_KEY",
-    "MERCHANT_SERIAL_NUMBER",
-    "REQUEST_ID",
-    "SUBSCRIPTION_KEY",
-    "SYSTEM_HEADERS",
-    "HeaderFormat",
-    "RequiredHeaders",
-    "Requirement",
-    "SystemHeaders",
-    "describe_credentials",
-    "required_headers",
-]
+__all__ = ["HeaderFormat", "RequiredHeaders", "SystemHeaders", "describe_credentials"]
 
 _API_NAMES = {
     "access_token": "Access token",

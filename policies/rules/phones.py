@@ -27,8 +27,6 @@ from phonenumbers import NumberParseException, PhoneNumber
 from policies.catalogue.operations import Operation
 from policies.catalogue.phone_fields import (
     MSISDN,
-    PHONE_FIELDS,
-    PHONE_TABLE,
     PhoneField,
     PhoneFormat,
 )
@@ -48,16 +46,7 @@ from policies.core.model import (
 from policies.core.phone_mask import SEPARATORS, mask_phone
 from policies.rules.evidence import EPAYMENT_INVALID_PHONE, KB_ERROR_81
 
-__all__ = [
-    "PHONE_FIELDS",
-    "PHONE_TABLE",
-    "PhoneField",
-    "PhoneFormat",
-    "PhoneNumberFormat",
-    "PhoneNumberRecognised",
-    "is_clean_phone",
-    "mask_phone",
-]
+__all__ = ["PhoneNumberFormat", "PhoneNumberRecognised", "is_clean_phone"]
 
 
 # Where a number without a country code is read: the country of the body's currency (the

@@ -16,15 +16,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from policies.catalogue.id_fields import (
-    BODY_IDS,
-    CHECKOUT_REFERENCE,
-    ECHOED_IDS,
-    ECOM_ORDER_ID,
-    EPAYMENT_REFERENCE,
-    ORDER_MANAGEMENT_ORDER_ID,
-    PATH_IDS,
-    RECURRING_ORDER_ID,
-    RECURRING_ORDER_ID_V2,
     IdFormat,
 )
 from policies.catalogue.operations import Operation
@@ -33,20 +24,7 @@ from policies.core.jsonbody import format_path
 from policies.core.model import Action, AuditedRequest, Condition, Evidence, Finding, Source, shown
 from policies.rules.evidence import KB_ORDER_ID
 
-__all__ = [
-    "BODY_IDS",
-    "CHECKOUT_REFERENCE",
-    "ECHOED_IDS",
-    "ECOM_ORDER_ID",
-    "EPAYMENT_REFERENCE",
-    "ORDER_MANAGEMENT_ORDER_ID",
-    "PATH_IDS",
-    "RECURRING_ORDER_ID",
-    "RECURRING_ORDER_ID_V2",
-    "IdFormat",
-    "ReferenceFormat",
-    "ReferenceMismatch",
-]
+__all__ = ["ReferenceFormat", "ReferenceMismatch"]
 
 
 # Body ids a request may leave out (Vipps then makes one up): an empty string there is

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from policies.catalogue.operations import Operation
 from policies.catalogue.spec import spec_of
-from policies.catalogue.url_fields import URL_FIELDS, Role, Schemes, UrlField, UrlFields
+from policies.catalogue.url_fields import Role, UrlField
 from policies.core.jsonbody import JsonBody, JsonValue, Path, format_path
 from policies.core.model import (
     Action,
@@ -34,18 +34,7 @@ from policies.core.model import (
 )
 from policies.rules.evidence import EPAYMENT_INVALID_URL, KB_URL_VALIDATION
 
-__all__ = [
-    "URL_FIELDS",
-    "CallbackIsHttps",
-    "LocalhostUrl",
-    "ParsedUrl",
-    "Role",
-    "Schemes",
-    "UrlField",
-    "UrlFields",
-    "is_local_host",
-    "parse_url",
-]
+__all__ = ["CallbackIsHttps", "LocalhostUrl", "ParsedUrl", "is_local_host", "parse_url"]
 
 
 # --- Parsing ---------------------------------------------------------------------------------

@@ -7,16 +7,15 @@ from collections.abc import Iterable, Mapping
 
 import pytest
 
+from policies.catalogue.header_fields import SYSTEM_HEADERS, required_headers
 from policies.catalogue.operations import OPERATIONS, UNKNOWN, Operation, find
 from policies.core.engine import PolicyEngine
 from policies.core.model import AuditedRequest, Finding, Outcome, Source, audited_request
 from policies.rules.headers import (
-    SYSTEM_HEADERS,
     HeaderFormat,
     RequiredHeaders,
     SystemHeaders,
     describe_credentials,
-    required_headers,
 )
 
 CANARY = "CANARY-7f3a9c21"

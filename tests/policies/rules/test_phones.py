@@ -14,16 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.catalogue.operations import OPERATIONS, find
+from policies.catalogue.phone_fields import PHONE_FIELDS, PHONE_TABLE
 from policies.core.engine import PolicyConfigError, PolicyEngine, PolicyMode
 from policies.core.model import Action, AuditedRequest, Finding, JsonValue, Outcome, Path, Rule
 from policies.core.model import audited_request as build_request
-from policies.rules.phones import (
-    PHONE_FIELDS,
-    PHONE_TABLE,
-    PhoneNumberFormat,
-    PhoneNumberRecognised,
-    mask_phone,
-)
+from policies.core.phone_mask import mask_phone
+from policies.rules.phones import PhoneNumberFormat, PhoneNumberRecognised
 from tests.samples import VALID as SAMPLES
 
 # Operation keys, short enough for one-line test parameters.

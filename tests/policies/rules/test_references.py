@@ -11,16 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from policies.catalogue.id_fields import BODY_IDS, ECHOED_IDS, PATH_IDS
 from policies.catalogue.operations import OPERATIONS, find
 from policies.core.engine import PolicyEngine
 from policies.core.model import AuditedRequest, Finding, Outcome, Source, audited_request
-from policies.rules.references import (
-    BODY_IDS,
-    ECHOED_IDS,
-    PATH_IDS,
-    ReferenceFormat,
-    ReferenceMismatch,
-)
+from policies.rules.references import ReferenceFormat, ReferenceMismatch
 
 REFERENCE = "acme-shop-123-order123abc"
 

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from policies.catalogue.operations import OPERATIONS, find
+from policies.catalogue.url_fields import URL_FIELDS
 from policies.core.engine import PolicyEngine
 from policies.core.model import AuditedRequest, Finding, Outcome, Source, audited_request
-from policies.rules.urls import URL_FIELDS, CallbackIsHttps, LocalhostUrl, parse_url
+from policies.rules.urls import CallbackIsHttps, LocalhostUrl, parse_url
 
 PATH_VALUES = {
     "agreementId": "agr_5kSeqz",
